@@ -1,0 +1,57 @@
+"""The `domainssl` command: one subcommand per step of the user's path.
+
+Each subcommand lives in `domainssl/commands/<name>.py` with `HELP`, `add_arguments(parser)`
+and `run(args) -> int`, so a change to one step is made in one small file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+# Order is the user's path (DESIGN.md): scan -> pretrain -> export -> probe; demo runs them all.
+COMMANDS = ["scan", "stats", "pretrain", "export", "probe", "demo"]
+
+
+def _available() -> list[str]:
+    return [c for c in COMMANDS if importlib.util.find_spec(f"domainssl.commands.{c}") is not None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="domainssl",
+        description="Self-supervised pretraining on unlabeled scientific image archives "
+                    "(DICOM, NIfTI, GeoTIFF/COG, OME-Zarr, OME-TIFF) and few-label transfer.",
+        epilog="Run 'domainssl COMMAND --help' for a command's options and an example.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"domainssl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _available():
+        module = importlib.import_module(f"domainssl.commands.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    # Only `pretrain` takes free-form dotted overrides (--data.root PATH ...).
+    if extra and not getattr(args._module, "ACCEPTS_OVERRIDES", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = extra
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

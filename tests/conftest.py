@@ -1,0 +1,30 @@
+"""Shared fixtures: the real public samples in ../shared/data, and quiet, single-thread torch."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DOMAINSSL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real public samples (see its MANIFEST.md); skips when it is absent."""
+    if not (SHARED_DATA / "MANIFEST.md").is_file():
+        pytest.skip(f"real sample data not found at {SHARED_DATA}: clone with ../shared beside the "
+                    "repository or set DOMAINSSL_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    # CI has 2 cores; one torch thread per test process keeps runs predictable.
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    yield
