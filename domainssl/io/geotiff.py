@@ -1,0 +1,341 @@
+"""GeoTIFF / COG reader (rasterio): windowed reads, band names, nodata, scale/offset, overviews.
+
+One file with N bands, or a list of files (one band each, as Sentinel-2 ships them) stacked as
+bands in list order. Datasets are opened lazily once per process and reused, so a patch read
+costs one rasterio window read per file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ImageReadError
+from .image import LazyImage
+
+# GDAL's block cache defaults to 5% of RAM per process; with one process per DataLoader worker
+# that adds up. 64 MiB keeps a few hundred compressed 256² tiles warm, which is all a random
+# patch sampler can reuse.
+GDAL_CACHEMAX_BYTES = 64 * 2**20
+
+_RESAMPLING = ("nearest", "bilinear", "cubic", "average", "mode")
+
+_LINEAR_UNITS = {"metre": "m", "meter": "m", "m": "m", "foot": "ft", "us survey foot": "us-ft",
+                 "kilometre": "km"}
+
+
+def _env():
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_BYTES, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR")
+
+
+def _crs_string(crs) -> str | None:
+    """'EPSG:xxxx' when the CRS is an EPSG code, else its WKT; None without a CRS."""
+    if crs is None:
+        return None
+    return crs.to_string()
+
+
+def _spacing_units(crs, transform) -> tuple[tuple[float, float], tuple[str, str]]:
+    """Pixel size (y, x) in the CRS's units, from the affine transform (rotation allowed)."""
+    a, b, _, d, e, _ = tuple(transform)[:6]
+    size_x = math.hypot(a, d)
+    size_y = math.hypot(b, e)
+    if crs is None:
+        unit = "px"
+    elif crs.is_geographic:
+        unit = "deg"
+    else:
+        name, _factor = crs.units_factor
+        unit = _LINEAR_UNITS.get(str(name).lower(), str(name))
+    return (size_y, size_x), (unit, unit)
+
+
+class _FileInfo:
+    """Header facts of one file, gathered once at open (plain data, picklable)."""
+
+    def __init__(self, path: str, ds):
+        self.path = path
+        self.count = ds.count
+        self.height, self.width = ds.height, ds.width
+        self.dtype = np.dtype(ds.dtypes[0])
+        self.crs = ds.crs
+        self.transform = ds.transform
+        self.descriptions = list(ds.descriptions)
+        self.nodatavals = list(ds.nodatavals)
+        self.scales = list(ds.scales)
+        self.offsets = list(ds.offsets)
+        self.band_units = list(ds.units)
+        self.overviews = ds.overviews(1) if ds.count else []
+        self.mask_flags = [[f.name for f in flags] for flags in ds.mask_flag_enums]
+        self.block_shape = ds.block_shapes[0] if ds.count else None
+        self.tiled = bool(ds.profile.get("tiled", False))
+        self.compress = ds.profile.get("compress")
+
+
+def _open_dataset(path: str, level: int):
+    import rasterio
+
+    kwargs = {"overview_level": level - 1} if level > 0 else {}
+    return rasterio.open(path, **kwargs)
+
+
+def _read_info(path: str, level: int) -> _FileInfo:
+    from rasterio.errors import RasterioError
+
+    if not os.path.exists(path) and "://" not in path:
+        raise ImageReadError(path, "no such file")
+    try:
+        with _env(), _open_dataset(path, 0) as ds:
+            n_over = len(ds.overviews(1)) if ds.count else 0
+            if level > n_over:
+                raise ImageReadError(path, f"level {level} requested but the file has {n_over} "
+                                     f"overview level(s) (factors {ds.overviews(1)}); use level "
+                                     f"0..{n_over}")
+            if level == 0:
+                return _FileInfo(path, ds)
+        with _env(), _open_dataset(path, level) as ds:
+            return _FileInfo(path, ds)
+    except ImageReadError:
+        raise
+    except (RasterioError, OSError) as exc:
+        raise ImageReadError(path, f"not a readable GeoTIFF ({exc})") from exc
+
+
+def _same_grid(a: _FileInfo, b: _FileInfo) -> bool:
+    return ((a.height, a.width) == (b.height, b.width) and a.crs == b.crs
+            and a.transform.almost_equals(b.transform, precision=1e-6 * max(abs(a.transform.a), 1e-12)))
+
+
+def _grid_text(f: _FileInfo) -> str:
+    (sy, sx), (u, _) = _spacing_units(f.crs, f.transform)
+    return f"{Path(f.path).name}: {f.height}×{f.width} px at {sx:g}×{sy:g} {u}, {_crs_string(f.crs)}"
+
+
+class GeoTiffImage(LazyImage):
+    """A GeoTIFF/COG (or a stack of single-band GeoTIFFs) as a lazy `(C, Y, X)` image.
+
+    `read(region)` issues one rasterio window read per file touched by the channel slice.
+    `read_mask(region)` marks nodata (incl. NaN nodata) and GDAL mask/alpha bands as invalid.
+    """
+
+    format = "geotiff"
+
+    def __init__(self, paths: Sequence[str], level: int = 0, resample: str | None = None):
+        paths = [str(p) for p in paths]
+        if not paths:
+            raise ImageReadError("<empty list>", "no GeoTIFF files given")
+        if resample is not None and resample not in _RESAMPLING:
+            raise ImageReadError(paths[0], f"resample={resample!r} is not one of {_RESAMPLING}")
+        infos = [_read_info(p, level) for p in paths]
+        ref = infos[0]
+        for info in infos[1:]:
+            if not _same_grid(ref, info) and resample is None:
+                raise ImageReadError(info.path, "files to stack are on different grids ("
+                                     f"{_grid_text(ref)}; {_grid_text(info)}); pass "
+                                     "resample='nearest' or 'bilinear' to resample every file onto "
+                                     "the first file's grid, or open the files separately")
+        dtypes = {i.dtype for i in infos}
+        self._paths = paths
+        self._level = level
+        self._resample = resample
+        self._resampled = [resample is not None and not _same_grid(ref, i) for i in infos]
+        # band index -> (file index, 1-based band index in that file)
+        self._band_map = [(fi, b + 1) for fi, info in enumerate(infos) for b in range(info.count)]
+        self._nodata = [infos[fi].nodatavals[b - 1] for fi, b in self._band_map]
+        scales = [infos[fi].scales[b - 1] for fi, b in self._band_map]
+        offsets = [infos[fi].offsets[b - 1] for fi, b in self._band_map]
+        self._scale = np.array([1.0 if s is None else s for s in scales], dtype=np.float64)
+        self._offset = np.array([0.0 if o is None else o for o in offsets], dtype=np.float64)
+        self._apply_scale = bool(np.any(self._scale != 1.0) or np.any(self._offset != 0.0))
+        self._mask_bands = [any(f in ("per_dataset", "alpha") for f in infos[fi].mask_flags[b - 1])
+                            for fi, b in self._band_map]
+        raw_dtype = np.result_type(*dtypes) if len(dtypes) > 1 else ref.dtype
+        self._raw_dtype = np.dtype(raw_dtype)
+        self._handles: dict[int, Any] | None = None
+        self._pid = None
+        self._last: tuple | None = None  # (bounds, raw block): read then read_mask reuse one read
+
+        names = self._channel_names(infos)
+        spacing, units = _spacing_units(ref.crs, ref.transform)
+        meta: dict[str, Any] = {
+            "crs": _crs_string(ref.crs),
+            "transform": [float(v) for v in tuple(ref.transform)[:6]],
+            "nodata": self._nodata[0] if len(set(map(repr, self._nodata))) == 1 else list(self._nodata),
+            "level": level,
+            "overviews": list(ref.overviews),
+            "files": list(paths),
+            "block_shape": list(ref.block_shape) if ref.block_shape else None,
+            "tiled": ref.tiled,
+            "compress": ref.compress,
+        }
+        if self._apply_scale:
+            meta["scale"] = self._scale.tolist()
+            meta["offset"] = self._offset.tolist()
+        band_units = [infos[fi].band_units[b - 1] for fi, b in self._band_map]
+        if any(band_units):
+            meta["value_unit"] = band_units[0] if len(set(band_units)) == 1 else band_units
+        if resample is not None:
+            meta["resample"] = resample
+        dtype = np.float32 if self._apply_scale else self._raw_dtype
+        # a stack is named by its first file; meta["files"] lists them all
+        super().__init__(paths[0],
+                         (len(self._band_map), ref.height, ref.width), "CYX", spacing, units,
+                         names, dtype, meta)
+        self._ref = ref
+        self._infos = infos
+
+    def _channel_names(self, infos: list[_FileInfo]) -> list[str]:
+        """Band descriptions; else the file stem for single-band files in a list; else B1..Bn."""
+        names = []
+        for fi, band in self._band_map:
+            info = infos[fi]
+            desc = info.descriptions[band - 1]
+            if desc:
+                names.append(desc)
+            elif len(infos) > 1 and info.count == 1:
+                names.append(Path(info.path).name.split(".")[0])
+            elif len(infos) > 1:
+                names.append(f"{Path(info.path).name.split('.')[0]}_B{band}")
+            else:
+                names.append(f"B{band}")
+        if len(set(names)) != len(names):
+            # duplicate descriptions would make channel names ambiguous for the encoder card
+            names = [f"{n}_{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+        return names
+
+    # -- handles, one set per process -------------------------------------
+    def _datasets(self) -> dict[int, Any]:
+        if self._handles is None or self._pid != os.getpid():
+            # a forked worker must not share GDAL handles with its parent: reopen
+            self._handles, self._pid = {}, os.getpid()
+        return self._handles
+
+    def _dataset(self, fi: int):
+        handles = self._datasets()
+        ds = handles.get(fi)
+        if ds is None:
+            try:
+                ds = _open_dataset(self._paths[fi], self._level)
+                if self._resampled[fi]:
+                    from rasterio.enums import Resampling
+                    from rasterio.vrt import WarpedVRT
+
+                    ds = WarpedVRT(ds, crs=self._ref.crs, transform=self._ref.transform,
+                                   width=self._ref.width, height=self._ref.height,
+                                   resampling=Resampling[self._resample])
+            except Exception as exc:
+                raise ImageReadError(self._paths[fi], f"cannot reopen ({exc})") from exc
+            handles[fi] = ds
+        return ds
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"] = None
+        state["_pid"] = None
+        state["_last"] = None
+        return state
+
+    def close(self) -> None:
+        for ds in (self._handles or {}).values():
+            ds.close()
+        self._handles = None
+        self._last = None
+
+    # -- reading ----------------------------------------------------------
+    def _read_raw(self, bounds) -> np.ndarray:
+        """Stored values of `bounds` as `(C, Y, X)` in the file dtype (no scale/offset)."""
+        if self._last is not None and self._last[0] == bounds:
+            return self._last[1]
+        from rasterio.windows import Window
+
+        (c0, c1), (y0, y1), (x0, x1) = bounds
+        window = Window(x0, y0, x1 - x0, y1 - y0)
+        out = np.empty((c1 - c0, y1 - y0, x1 - x0), dtype=self._raw_dtype)
+        # group consecutive bands of the same file into one read
+        c = c0
+        with _env():
+            while c < c1:
+                fi, first_band = self._band_map[c]
+                n = 1
+                while c + n < c1 and self._band_map[c + n][0] == fi:
+                    n += 1
+                path = self._paths[fi]
+                try:
+                    out[c - c0:c - c0 + n] = self._dataset(fi).read(
+                        list(range(first_band, first_band + n)), window=window)
+                except ImageReadError:
+                    raise
+                except Exception as exc:
+                    raise ImageReadError(path, f"window read {window} failed ({exc})") from exc
+                c += n
+        self._last = (bounds, out)
+        return out
+
+    def _read(self, bounds) -> np.ndarray:
+        raw = self._read_raw(bounds)
+        if not self._apply_scale:
+            return raw
+        c0, c1 = bounds[0]
+        scale = self._scale[c0:c1, None, None].astype(np.float32)
+        offset = self._offset[c0:c1, None, None].astype(np.float32)
+        return raw.astype(np.float32) * scale + offset
+
+    def _read_mask(self, bounds) -> np.ndarray | None:
+        c0, c1 = bounds[0]
+        nodata = self._nodata[c0:c1]
+        use_masks = self._mask_bands[c0:c1]
+        if all(v is None for v in nodata) and not any(use_masks):
+            return None
+        raw = self._read_raw(bounds)
+        valid = np.ones(raw.shape[1:], dtype=bool)
+        for i, nd in enumerate(nodata):
+            if nd is None:
+                continue
+            if isinstance(nd, float) and math.isnan(nd):
+                valid &= ~np.isnan(raw[i])
+            else:
+                valid &= raw[i] != nd
+        if any(use_masks):
+            from rasterio.windows import Window
+
+            (y0, y1), (x0, x1) = bounds[1], bounds[2]
+            window = Window(x0, y0, x1 - x0, y1 - y0)
+            with _env():
+                for i, use in enumerate(use_masks):
+                    if use:
+                        fi, band = self._band_map[c0 + i]
+                        valid &= self._dataset(fi).read_masks(band, window=window) > 0
+        return valid
+
+
+def open_geotiff(path_or_paths, level: int = 0, resample: str | None = None, **kw) -> GeoTiffImage:
+    """Open a GeoTIFF/COG, or a list of single-band GeoTIFFs stacked as bands, lazily.
+
+    Args:
+        path_or_paths: one file, or a list of files on the same grid (bands in list order;
+            channel names from band descriptions, else file stems such as "B02").
+        level: 0 for full resolution, k for the k-th COG overview (rasterio `overview_level`
+            k-1); spacing follows the level.
+        resample: None (grids must match), or a rasterio resampling name ("nearest",
+            "bilinear", ...) to warp every file onto the first file's grid on read.
+
+    Returns:
+        A `GeoTiffImage`, axes "CYX", spacing (y, x) pixel size in the CRS units ("m" for
+        projected, "deg" for geographic, "px" without CRS), meta with crs, transform, nodata
+        and, where the file declares them, scale/offset (then dtype float32) and value_unit.
+
+    Raises:
+        ImageReadError: missing/unreadable file, level out of range, or mismatched grids.
+    """
+    if kw:
+        raise TypeError(f"open_geotiff got unexpected options {sorted(kw)}")
+    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+        raise ImageReadError(str(path_or_paths), f"level must be an int >= 0, got {level!r}")
+    paths = list(path_or_paths) if isinstance(path_or_paths, (list, tuple)) else [path_or_paths]
+    return GeoTiffImage([os.fspath(p) for p in paths], level=level, resample=resample)
