@@ -1,1 +1,33 @@
-"""domainssl.models."""
+"""domainssl.models: encoders (timm 2D with any channel count, 3D ViT, MONAI 3D ResNet) and
+patchify/masking helpers.
+
+Names are re-exported lazily so `import domainssl` does not import torch.
+"""
+
+_EXPORTS = {
+    "build_encoder": "build",
+    "Encoder": "encoder",
+    "TokenEncoder": "encoder",
+    "TimmCNNEncoder": "timm_encoder",
+    "TimmViTEncoder": "timm_encoder",
+    "ViTEncoder": "vit_nd",
+    "sincos_pos_embed": "vit_nd",
+    "MonaiResNet3DEncoder": "cnn3d",
+    "patchify": "patches",
+    "unpatchify": "patches",
+    "random_masking": "patches",
+    "gather_tokens": "patches",
+    "grid_shape": "patches",
+    "num_kept": "patches",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
