@@ -1,1 +1,31 @@
-"""domainssl.transfer."""
+"""domainssl.transfer: encoder export/load (safetensors + card) and few-label transfer.
+
+Names are re-exported lazily so that `import domainssl` does not import torch.
+
+    enc = load_encoder("ENCODER_DIR")                    # eval mode, enc.card
+    labeled = load_labeled("labels.csv")                 # CSV path,label[,split] or folder per class
+    results = run_fewshot(enc, labeled, shots=[1, 5, 10], seeds=5)
+"""
+
+_EXPORTS = {
+    "read_card": "card",
+    "write_card": "card",
+    "resolve_channels": "card",
+    "CardError": "card",
+    "CardMismatchError": "card",
+    "make_card": "encoder_io",
+    "export_encoder": "encoder_io",
+    "load_encoder": "encoder_io",
+    "WeightsMismatchError": "encoder_io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

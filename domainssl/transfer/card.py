@@ -1,0 +1,335 @@
+"""The encoder card: everything needed to use an exported encoder, as plain JSON.
+
+An encoder directory holds `model.safetensors` (weights), `encoder.json` (this card) and a
+human-readable `README.md` rendered from the card. This module reads, writes and checks cards;
+it needs no torch so that `domainssl` stays light on import.
+
+Card keys (schema version `CARD_VERSION`):
+    arch, build           architecture name and the keyword arguments that rebuild it
+                          (`domainssl.models.build_encoder(**card["build"])`)
+    spatial_dims          2 or 3
+    in_chans              number of input channels
+    channel_names         one name per input channel, in the order the encoder expects
+    input_size            one int per spatial axis (pixels / voxels) seen in pretraining
+    patch_size            ViT patch size per spatial axis, or null for CNNs
+    spacing, units        physical size of one input pixel per spatial axis, and its units
+    normalization         how raw values were scaled before the encoder (see `NORMALIZATION_KINDS`)
+    embed_dim             length of the feature vector `encoder(x)` returns
+    method                SSL method name and its key hyper-parameters
+    data                  pretraining data summary (images, patches, formats, modality)
+    metrics               final loss and collapse-monitor values
+    weights               file name, key format ("domainssl" or "timm"), sha256
+    timm                  for 2D timm encoders: model name and create_model kwargs
+    version               card schema version; domainssl_version the package version
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+CARD_VERSION = 1
+CARD_FILE = "encoder.json"
+WEIGHTS_FILE = "model.safetensors"
+README_FILE = "README.md"
+
+REQUIRED_KEYS = ("arch", "build", "spatial_dims", "in_chans", "channel_names", "input_size",
+                 "patch_size", "spacing", "units", "normalization", "embed_dim", "method", "data",
+                 "version", "metrics", "weights")
+
+# standardize: (x - mean) / std per channel; percentile: (x - p01) / (p99 - p01) per channel;
+# none: values are fed as they are.
+NORMALIZATION_KINDS = ("standardize", "percentile", "none")
+
+# Channel names that carry no meaning (a reader's fallback names): two such lists of the same
+# length are taken to match position by position.
+_GENERIC_NAME = re.compile(r"^(c|ch|channel|chan)?[\s_-]?\d+$|^(gray|grey|l|intensity|mono)$",
+                           re.IGNORECASE)
+
+
+class CardError(ValueError):
+    """An encoder directory whose card is missing, malformed or of another version."""
+
+
+class CardMismatchError(ValueError):
+    """Data that does not fit the encoder card (channels, spatial dims, spacing, value range)."""
+
+
+# -- reading and writing ------------------------------------------------------------------------
+def read_card(encoder_dir) -> dict[str, Any]:
+    """Read and validate `ENCODER_DIR/encoder.json`.
+
+    Raises:
+        CardError: the directory or card is missing, not JSON, lacks keys or has another version.
+    """
+    encoder_dir = Path(encoder_dir)
+    path = encoder_dir / CARD_FILE
+    if not encoder_dir.is_dir():
+        raise CardError(f"{encoder_dir}: not an encoder directory (expected a folder holding "
+                        f"{CARD_FILE} and {WEIGHTS_FILE}; create one with `domainssl export RUN --out DIR`)")
+    if not path.is_file():
+        raise CardError(f"{path}: missing; an encoder directory holds {CARD_FILE} and {WEIGHTS_FILE} "
+                        "(create one with `domainssl export RUN --out DIR`)")
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CardError(f"{path}: not valid JSON ({exc})") from exc
+    validate_card(card, where=str(path))
+    return card
+
+
+def validate_card(card: dict[str, Any], where: str = "card") -> None:
+    """Check the keys and their basic consistency; raise `CardError` naming what is wrong."""
+    if not isinstance(card, dict):
+        raise CardError(f"{where}: expected a JSON object, found {type(card).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise CardError(f"{where}: missing keys {missing}")
+    if card["version"] != CARD_VERSION:
+        raise CardError(f"{where}: card version {card['version']!r}, this domainssl reads version "
+                        f"{CARD_VERSION}; export the encoder again with this version")
+    dims = card["spatial_dims"]
+    if dims not in (2, 3):
+        raise CardError(f"{where}: spatial_dims must be 2 or 3, found {dims!r}")
+    if len(card["channel_names"]) != card["in_chans"]:
+        raise CardError(f"{where}: {len(card['channel_names'])} channel_names for in_chans={card['in_chans']}")
+    for key in ("input_size", "spacing", "units"):
+        if card[key] is not None and len(card[key]) != dims:
+            raise CardError(f"{where}: {key} needs one value per spatial axis ({dims}), found {card[key]!r}")
+    norm = card["normalization"]
+    if norm.get("kind") not in NORMALIZATION_KINDS:
+        raise CardError(f"{where}: normalization kind {norm.get('kind')!r} not one of {NORMALIZATION_KINDS}")
+    for key in {"standardize": ("mean", "std"), "percentile": ("p01", "p99")}.get(norm["kind"], ()):
+        if len(norm.get(key) or ()) != card["in_chans"]:
+            raise CardError(f"{where}: normalization.{key} needs {card['in_chans']} values")
+
+
+def write_card(card: dict[str, Any], encoder_dir) -> Path:
+    """Validate `card` and write `encoder.json` and `README.md` into `encoder_dir`; return the json path."""
+    validate_card(card)
+    encoder_dir = Path(encoder_dir)
+    encoder_dir.mkdir(parents=True, exist_ok=True)
+    path = encoder_dir / CARD_FILE
+    path.write_text(json.dumps(_jsonable(card), indent=2) + "\n")
+    (encoder_dir / README_FILE).write_text(render_readme(card))
+    return path
+
+
+def _jsonable(value):
+    """Plain JSON types (numpy scalars/arrays, tuples, NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def timm_one_liner(card: dict[str, Any], weights_path: str = "ENCODER_DIR/model.safetensors") -> str | None:
+    """The `timm.create_model(...)` call that loads this encoder's weights with timm alone.
+
+    Only 2D timm encoders exported with timm-native keys have one; returns None otherwise.
+    `num_classes=0` in the overlay makes timm load strictly (no classifier in the file).
+    """
+    info = card.get("timm")
+    if not info or card["weights"].get("key_format") != "timm":
+        return None
+    kwargs = "".join(f", {k}={v!r}" for k, v in sorted(info.get("kwargs", {}).items()))
+    size = tuple([card["in_chans"], *card["input_size"]])
+    return (f"timm.create_model({info['model_name']!r}, pretrained=True, "
+            f"pretrained_cfg_overlay=dict(file={weights_path!r}, num_classes=0, input_size={size}), "
+            f"num_classes=0, in_chans={card['in_chans']}{kwargs})")
+
+
+def render_readme(card: dict[str, Any]) -> str:
+    """A human-readable summary of the card (the directory's README.md)."""
+    norm = card["normalization"]
+    lines = [
+        f"# Encoder: {card['arch']} ({card['method'].get('name', '?')})",
+        "",
+        f"Exported by domainssl {card.get('domainssl_version', '?')} (card version {card['version']}).",
+        "",
+        "## Input",
+        f"- spatial dims: {card['spatial_dims']}D, input size {card['input_size']} pixels"
+        + (f", patch size {card['patch_size']}" if card.get("patch_size") else ""),
+        f"- channels ({card['in_chans']}): {', '.join(card['channel_names'])}",
+        f"- spacing: {card['spacing']} {card['units']}",
+        f"- normalization: {norm['kind']}",
+    ]
+    if norm["kind"] == "standardize":
+        for name, m, s in zip(card["channel_names"], norm["mean"], norm["std"]):
+            lines.append(f"  - {name}: mean {m:.6g}, std {s:.6g}")
+    elif norm["kind"] == "percentile":
+        for name, lo, hi in zip(card["channel_names"], norm["p01"], norm["p99"]):
+            lines.append(f"  - {name}: p01 {lo:.6g}, p99 {hi:.6g}")
+    if norm.get("rule"):
+        lines.append(f"  - rule: {norm['rule']}")
+    lines += ["", "## Output", f"- `encoder(x)` returns `(B, {card['embed_dim']})` features.", ""]
+    lines += ["## Pretraining", f"- method: {json.dumps(_jsonable(card['method']))}",
+              f"- data: {json.dumps(_jsonable(card['data']))}",
+              f"- final metrics: {json.dumps(_jsonable(card['metrics']))}", ""]
+    lines += ["## Use", "```python", "import domainssl",
+              "enc = domainssl.load_encoder('ENCODER_DIR')   # eval mode, enc.card is encoder.json",
+              f"features = enc(x)   # x: float32 (B, {card['in_chans']}, "
+              + ", ".join(str(s) for s in card["input_size"]) + "), normalised as above", "```"]
+    one = timm_one_liner(card)
+    if one:
+        lines += ["", "With timm alone (same weights, timm's own key names):", "```python", "import timm",
+                  f"model = {one}", "```"]
+    lines += ["", "Weights load without unpickling (safetensors).", ""]
+    return "\n".join(lines)
+
+
+# -- checking data against the card ------------------------------------------------------------
+def parse_channel_map(text: str | Sequence | dict | None):
+    """Parse a channel mapping given on the command line.
+
+    Accepts `"2,1,0"` (data channel indices, in the encoder's channel order) or
+    `"B04=red,B03=green"` (encoder channel name = data channel name), or an already parsed
+    list/dict. Returns a list of ints, a dict of str -> str, or None.
+    """
+    if text is None or isinstance(text, (list, tuple, dict)):
+        return list(text) if isinstance(text, tuple) else text
+    text = str(text).strip()
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if all("=" in p for p in parts):
+        return dict(tuple(s.strip() for s in p.split("=", 1)) for p in parts)
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise CardMismatchError(f"channel map {text!r}: give data channel indices in the encoder's order "
+                                "(e.g. '2,1,0') or ENCODER_NAME=DATA_NAME pairs (e.g. 'B04=red,B03=green')") from None
+
+
+def _is_generic(names: Sequence[str]) -> bool:
+    return all(_GENERIC_NAME.match(str(n)) for n in names)
+
+
+def resolve_channels(card: dict[str, Any], data_channel_names: Sequence[str],
+                     channel_map=None) -> list[int]:
+    """Indices into the data's channels that give the encoder's channels, in the encoder's order.
+
+    Without a map, the data must have the card's channel names (any order; the result reorders
+    them), or both sides must carry only generic names (c0, ch1, 2, gray) of equal count.
+    Everything else is refused with a message that says how to map channels.
+
+    Raises:
+        CardMismatchError: the channels do not match and no (valid) map was given.
+    """
+    enc_names = [str(n) for n in card["channel_names"]]
+    data_names = [str(n) for n in data_channel_names]
+    example_idx = ",".join(str(i) for i in range(min(len(data_names), len(enc_names))))
+    how = (f"Map them explicitly: --channel-map with data channel indices in the encoder's order "
+           f"(e.g. --channel-map {example_idx}) or ENCODER=DATA name pairs "
+           f"(e.g. --channel-map {enc_names[0]}={data_names[0] if data_names else 'NAME'}); "
+           f"in Python pass channel_map=[...] or {{...}}.")
+    channel_map = parse_channel_map(channel_map)
+    if channel_map is not None:
+        if isinstance(channel_map, dict):
+            unknown_enc = [k for k in channel_map if k not in enc_names]
+            unknown_data = [v for v in channel_map.values() if v not in data_names]
+            if unknown_enc or unknown_data:
+                raise CardMismatchError(f"channel map names not found: encoder {unknown_enc} (encoder has "
+                                        f"{enc_names}), data {unknown_data} (data has {data_names})")
+            lookup = dict(channel_map)
+            for name in enc_names:  # names not in the map must match by name
+                if name not in lookup and name in data_names:
+                    lookup[name] = name
+            missing = [n for n in enc_names if n not in lookup]
+            if missing:
+                raise CardMismatchError(f"channel map leaves encoder channels {missing} without data; "
+                                        f"data has {data_names}. {how}")
+            return [data_names.index(lookup[n]) for n in enc_names]
+        idx = [int(i) for i in channel_map]
+        if len(idx) != len(enc_names):
+            raise CardMismatchError(f"channel map has {len(idx)} indices, the encoder takes {len(enc_names)} "
+                                    f"channels {enc_names}. {how}")
+        bad = [i for i in idx if not 0 <= i < len(data_names)]
+        if bad:
+            raise CardMismatchError(f"channel map indices {bad} out of range for {len(data_names)} data "
+                                    f"channels {data_names}")
+        return idx
+    if data_names == enc_names:
+        return list(range(len(enc_names)))
+    if len(data_names) == len(enc_names) and sorted(data_names) == sorted(enc_names):
+        return [data_names.index(n) for n in enc_names]  # same channels, other order: reorder by name
+    if len(data_names) == len(enc_names) and _is_generic(data_names) and _is_generic(enc_names):
+        return list(range(len(enc_names)))
+    missing = [n for n in enc_names if n not in data_names]
+    if not missing:
+        extra = [n for n in data_names if n not in enc_names]
+        suggestion = ",".join(str(data_names.index(n)) for n in enc_names)
+        raise CardMismatchError(
+            f"data has {len(data_names)} channels {data_names}, the encoder takes {len(enc_names)} "
+            f"{enc_names}; the extra channels {extra} would have to be dropped. To use the encoder's "
+            f"channels by name pass --channel-map {suggestion} (channel_map=[{suggestion}] in Python).")
+    raise CardMismatchError(
+        f"data has {len(data_names)} channels {data_names}, the encoder was pretrained on "
+        f"{len(enc_names)} channels {enc_names}; encoder channels {missing} are not in the data. {how}")
+
+
+def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[float] | None = None,
+                  units: Sequence[str] | None = None, tolerance: float = 0.1) -> list[float] | None:
+    """Check spatial dims and spacing against the card.
+
+    Returns the zoom factor per spatial axis (data spacing / card spacing) that resamples the data
+    to the encoder's spacing, or None when the spacings are not comparable (pixel units on either
+    side, different units) or already within `tolerance` (relative).
+
+    Raises:
+        CardMismatchError: a 2D encoder given 3D data or the reverse.
+    """
+    if spatial_dims != card["spatial_dims"]:
+        raise CardMismatchError(
+            f"data is {spatial_dims}D, the encoder is {card['spatial_dims']}D "
+            f"(input size {card['input_size']}); use a {spatial_dims}D encoder, or for 3D data and a 2D "
+            "encoder extract 2D slices into a labels CSV with region columns")
+    if not spacing or not card.get("spacing") or not units or not card.get("units"):
+        return None
+    if any(u in ("px", "", None) for u in list(units) + list(card["units"])):
+        return None
+    if list(units) != list(card["units"]):
+        return None
+    zoom = [float(s) / float(c) for s, c in zip(spacing, card["spacing"])]
+    if all(abs(z - 1.0) <= tolerance for z in zoom):
+        return None
+    return zoom
+
+
+def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_sigmas: float = 6.0) -> None:
+    """Refuse data whose per-channel means sit far outside the pretraining statistics.
+
+    A typical cause is another value scale (reflectance 0..1 vs 0..10000, raw counts vs HU); the
+    encoder would then see inputs it never saw in pretraining.
+
+    Raises:
+        CardMismatchError: with the channel, both means, and what to do.
+    """
+    norm = card["normalization"]
+    if norm["kind"] != "standardize":
+        return
+    bad = []
+    for name, m, cm, cs in zip(card["channel_names"], channel_means, norm["mean"], norm["std"]):
+        m, cm, cs = float(m), float(cm), float(cs)
+        far = cs > 0 and abs(m - cm) > max_sigmas * cs
+        # Another unit scale (0..1 vs 0..10000) moves the mean by orders of magnitude while it may
+        # stay within a few (wide) standard deviations.
+        rescaled = (cs > 0 and abs(cm) > 0.1 * cs and abs(m - cm) > 2 * cs
+                    and not 0.1 <= (m / cm if cm else 0.0) <= 10.0)
+        if far or rescaled:
+            bad.append(f"{name}: data mean {m:.4g}, pretraining mean {cm:.4g} ± {cs:.4g}")
+    if bad:
+        raise CardMismatchError(
+            "the data's values look like a different scale than in pretraining (" + "; ".join(bad) +
+            "). Rescale the data to the pretraining units, or standardise with the labeled data's own "
+            "statistics (--normalization data / normalization='data').")

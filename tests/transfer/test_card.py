@@ -1,0 +1,112 @@
+"""The encoder card: schema checks and the checks of data against the card (no torch needed)."""
+
+import json
+
+import pytest
+
+from domainssl.transfer.card import (CardError, CardMismatchError, check_spatial, check_value_range,
+                                     parse_channel_map, read_card, render_readme, resolve_channels,
+                                     validate_card, write_card)
+
+
+def _card(**over):
+    card = {
+        "version": 1, "arch": "test_resnet", "build": {"arch": "test_resnet"}, "spatial_dims": 2,
+        "in_chans": 3, "channel_names": ["B04", "B03", "B08"], "input_size": [32, 32],
+        "patch_size": None, "spacing": [10.0, 10.0], "units": ["m", "m"],
+        "normalization": {"kind": "standardize", "mean": [1000.0, 900.0, 2500.0], "std": [300.0, 250.0, 600.0]},
+        "embed_dim": 96, "method": {"name": "simclr"}, "data": {"images": 4}, "metrics": {"loss": 1.0},
+        "weights": {"file": "model.safetensors"},
+    }
+    card.update(over)
+    return card
+
+
+def test_write_and_read_round_trip(tmp_path):
+    write_card(_card(), tmp_path)
+    card = read_card(tmp_path)
+    assert card["channel_names"] == ["B04", "B03", "B08"]
+    readme = (tmp_path / "README.md").read_text()
+    assert "B08: mean 2500" in readme and "10.0, 10.0" in readme
+
+
+def test_read_card_errors_name_the_problem(tmp_path):
+    with pytest.raises(CardError, match="domainssl export"):
+        read_card(tmp_path)
+    (tmp_path / "encoder.json").write_text(json.dumps({"arch": "x"}))
+    with pytest.raises(CardError, match="missing keys"):
+        read_card(tmp_path)
+    with pytest.raises(CardError, match="version"):
+        validate_card(_card(version=99))
+    with pytest.raises(CardError, match="channel_names"):
+        validate_card(_card(in_chans=4))
+    with pytest.raises(CardError, match="normalization.std"):
+        validate_card(_card(normalization={"kind": "standardize", "mean": [0, 0, 0], "std": [1]}))
+
+
+def test_same_names_in_other_order_are_reordered():
+    assert resolve_channels(_card(), ["B08", "B04", "B03"]) == [1, 2, 0]
+    assert resolve_channels(_card(), ["B04", "B03", "B08"]) == [0, 1, 2]
+
+
+def test_generic_names_match_by_position():
+    card = _card(channel_names=["c0", "c1"], in_chans=2)
+    assert resolve_channels(card, ["ch0", "ch1"]) == [0, 1]
+
+
+def test_twelve_bands_into_thirteen_band_encoder_is_refused_with_how_to_map():
+    names = [f"B{i:02d}" for i in range(1, 14)]
+    card = _card(channel_names=names, in_chans=13)
+    with pytest.raises(CardMismatchError) as err:
+        resolve_channels(card, names[:12])
+    text = str(err.value)
+    assert "13 channels" in text and "B13" in text and "--channel-map" in text
+
+
+def test_extra_data_channels_need_an_explicit_map_and_the_message_gives_it():
+    with pytest.raises(CardMismatchError, match="--channel-map 1,2,3"):
+        resolve_channels(_card(), ["B02", "B04", "B03", "B08"])
+    assert resolve_channels(_card(), ["B02", "B04", "B03", "B08"], channel_map="1,2,3") == [1, 2, 3]
+
+
+def test_channel_map_by_names_and_indices():
+    data = ["red", "green", "nir"]
+    assert resolve_channels(_card(), data, channel_map="B04=red,B03=green,B08=nir") == [0, 1, 2]
+    assert resolve_channels(_card(), data, channel_map={"B04": "nir", "B03": "green", "B08": "red"}) == [2, 1, 0]
+    assert resolve_channels(_card(), data, channel_map=[2, 0, 1]) == [2, 0, 1]
+    with pytest.raises(CardMismatchError, match="2 indices"):
+        resolve_channels(_card(), data, channel_map=[0, 1])
+    with pytest.raises(CardMismatchError, match="out of range"):
+        resolve_channels(_card(), data, channel_map=[0, 1, 7])
+    with pytest.raises(CardMismatchError, match="not found"):
+        resolve_channels(_card(), data, channel_map="B04=blue")
+    with pytest.raises(CardMismatchError, match="without data"):
+        resolve_channels(_card(), data, channel_map="B04=red")
+
+
+def test_parse_channel_map_rejects_mixed_text():
+    assert parse_channel_map(" 2, 0,1 ") == [2, 0, 1]
+    assert parse_channel_map("a=b") == {"a": "b"}
+    with pytest.raises(CardMismatchError, match="indices"):
+        parse_channel_map("a,b")
+
+
+def test_spatial_checks():
+    with pytest.raises(CardMismatchError, match="3D, the encoder is 2D"):
+        check_spatial(_card(), 3)
+    assert check_spatial(_card(), 2, [10.5, 10.0], ["m", "m"]) is None  # within 10 %
+    assert check_spatial(_card(), 2, [20.0, 20.0], ["m", "m"]) == [2.0, 2.0]
+    assert check_spatial(_card(), 2, [1.0, 1.0], ["px", "px"]) is None
+
+
+def test_value_range_check_catches_another_scale():
+    check_value_range(_card(), [1100.0, 950.0, 2400.0])
+    with pytest.raises(CardMismatchError, match="different scale"):
+        check_value_range(_card(), [0.1, 0.09, 0.25])
+
+
+def test_readme_mentions_timm_one_liner_only_for_timm_weights():
+    card = _card(timm={"model_name": "test_resnet", "kwargs": {}},
+                 weights={"file": "model.safetensors", "key_format": "timm"})
+    assert "timm.create_model('test_resnet'" in render_readme(card)
+    assert "timm.create_model" not in render_readme(_card())

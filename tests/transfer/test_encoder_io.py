@@ -1,0 +1,132 @@
+"""Export an encoder (safetensors + card) and load it back: domainssl, timm alone, key reports."""
+
+import json
+
+import pytest
+import torch
+
+from domainssl.models import build_encoder
+from domainssl.transfer.card import CardError, read_card
+from domainssl.transfer.encoder_io import (WeightsMismatchError, export_encoder, load_encoder,
+                                           make_card)
+
+NAMES = ["B04", "B03", "B08", "B11"]
+
+
+def _export(tmp_path, arch="test_resnet", in_chans=4, size=(32, 32)):
+    torch.manual_seed(0)
+    enc = build_encoder(arch, in_chans, 2, size, channel_names=NAMES[:in_chans])
+    card = make_card(enc, channel_names=NAMES[:in_chans], spacing=[10.0, 10.0], units=["m", "m"],
+                     normalization={"kind": "standardize", "mean": [1.0] * in_chans, "std": [2.0] * in_chans},
+                     method={"name": "simclr", "temperature": 0.1}, data={"images": 3, "patches": 12},
+                     metrics={"train/loss": 4.2, "monitor/embedding_std": 0.5})
+    out = export_encoder(enc, tmp_path / "enc", card)
+    return enc.eval(), out
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_vit"])
+def test_export_then_load_gives_same_features(tmp_path, arch):
+    enc, out = _export(tmp_path, arch)
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "encoder.json", "README.md"}
+    loaded = domainssl_load(out)
+    assert not loaded.training
+    x = torch.randn(2, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), enc(x))
+    card = loaded.card
+    for key in ("arch", "spatial_dims", "in_chans", "channel_names", "input_size", "patch_size", "spacing",
+                "units", "normalization", "embed_dim", "method", "data", "version", "metrics"):
+        assert key in card
+    assert card["embed_dim"] == enc.embed_dim and card["in_chans"] == 4 and card["input_size"] == [32, 32]
+    assert card["weights"]["key_format"] == "timm" and len(card["weights"]["sha256"]) == 64
+    assert card["metrics"]["train/loss"] == 4.2
+
+
+def domainssl_load(path, **kw):
+    import domainssl
+
+    return domainssl.load_encoder(path, **kw)
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_vit"])
+def test_timm_one_liner_loads_the_same_weights(tmp_path, arch):
+    import timm
+
+    enc, out = _export(tmp_path, arch)
+    card = read_card(out)
+    weights = str(out / "model.safetensors")
+    # The call the card's README documents, evaluated as written there.
+    model = eval(card_one_liner(card, weights), {"timm": timm})
+    model.eval()
+    x = torch.randn(2, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), enc(x))
+    assert f"pretrained_cfg_overlay=dict(file='ENCODER_DIR/model.safetensors'" in (out / "README.md").read_text()
+
+
+def card_one_liner(card, weights):
+    from domainssl.transfer.card import timm_one_liner
+
+    return timm_one_liner(card, weights)
+
+
+def test_3d_encoder_round_trip(tmp_path):
+    torch.manual_seed(0)
+    enc = build_encoder("vit3d_tiny", 1, 3, (16, 16, 16), patch_size=8, depth=1)
+    card = make_card(enc, channel_names=["CT"], spacing=[1.5] * 3, units=["mm"] * 3,
+                     normalization={"kind": "none", "rule": "HU window [-1000, 1000] -> [0, 1]"})
+    out = export_encoder(enc, tmp_path / "enc3d", card)
+    loaded = load_encoder(out)
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), enc.eval()(x))
+    assert loaded.card["weights"]["key_format"] == "domainssl" and "timm" not in loaded.card
+    assert loaded.card["patch_size"] == [8, 8, 8]
+
+
+def test_missing_and_unexpected_keys_are_reported(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, out = _export(tmp_path)
+    weights = out / "model.safetensors"
+    state = load_file(str(weights))
+    dropped = sorted(state)[0]
+    state.pop(dropped)
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(weights))
+    with pytest.raises(WeightsMismatchError) as err:
+        load_encoder(out)
+    assert dropped.split(".")[-1] in str(err.value) and "extra.weight" in str(err.value)
+    with pytest.warns(UserWarning, match="extra.weight"):
+        enc = load_encoder(out, strict=False)
+    assert not enc.training
+
+
+def test_shape_mismatch_is_reported(tmp_path):
+    _, out = _export(tmp_path)
+    card = json.loads((out / "encoder.json").read_text())
+    card["build"]["in_chans"] = 3  # weights were saved for 4 channels
+    card["build"]["channel_names"] = NAMES[:3]
+    (out / "encoder.json").write_text(json.dumps(card))
+    with pytest.raises(WeightsMismatchError, match="shape mismatch"):
+        load_encoder(out)
+
+
+def test_random_init_and_missing_weights(tmp_path):
+    enc, out = _export(tmp_path)
+    rnd = load_encoder(out, random_init=True)
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(rnd(x), enc(x))
+    (out / "model.safetensors").unlink()
+    with pytest.raises(CardError, match="model.safetensors"):
+        load_encoder(out)
+
+
+def test_unbuildable_card_is_a_card_error(tmp_path):
+    _, out = _export(tmp_path)
+    card = json.loads((out / "encoder.json").read_text())
+    card["build"]["in_chans"] = 3  # 4 channel names for 3 channels
+    (out / "encoder.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match="cannot build"):
+        load_encoder(out)
