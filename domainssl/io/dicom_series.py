@@ -1,0 +1,645 @@
+"""DICOM headers: read them once, group files into series, and work out slice geometry.
+
+Everything here reads headers only (`dcmread(stop_before_pixels=True)`); pixels are the
+job of `domainssl.io.dicom`. The facts a reader needs later (size, encoding, rescale,
+position, where the native pixel bytes start) are copied out of each dataset into a
+small `DicomHeader` record so that a series of thousands of files holds no pydicom
+objects in memory and pickles cheaply into DataLoader workers.
+
+Geometry conventions (DICOM patient coordinates, LPS, millimetres):
+- the slice normal is `cross(row_cosines, column_cosines)` of ImageOrientationPatient;
+- slices are ordered by `dot(normal, ImagePositionPatient)` ascending (never by file
+  name or InstanceNumber), so the volume's z index runs along +normal;
+- the affine maps a voxel index `(z, y, x, 1)` (the array order of `read()`) to LPS mm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ImageReadError
+
+PIXEL_DATA_TAG = 0x7FE00010
+# VRs whose explicit-VR element header has 2 reserved bytes and a 4-byte length.
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+# Reason prefix for DICOM objects without pixels (DICOMDIR, SR, presentation states):
+# not images, so a series folder that holds them still opens.
+NOT_AN_IMAGE = "not an image"
+# Tolerances for geometry checks, in mm / direction-cosine units. DICOM decimal strings
+# carry ~6 significant digits, so positions agree to ~1e-4 mm at best.
+_ORIENTATION_TOL = 1e-3
+_POSITION_TOL_MM = 1e-3
+
+
+class DicomGeometryWarning(UserWarning):
+    """Uneven spacing, missing slices, duplicates or gantry tilt found in a series."""
+
+
+@dataclass
+class DicomHeader:
+    """The facts of one DICOM file needed to place and decode its pixels.
+
+    Positions/orientations are LPS mm and direction cosines; `pixel_spacing` is
+    (row spacing, column spacing) in mm, i.e. (y, x). Per-frame lists are set for
+    multi-frame (enhanced) files that carry functional groups.
+    """
+
+    path: str
+    series_uid: str
+    sop_uid: str
+    modality: str
+    description: str
+    series_number: int | None
+    instance_number: int | None
+    rows: int
+    cols: int
+    samples: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    planar_configuration: int
+    n_frames: int
+    multi_frame: bool
+    transfer_syntax: str
+    pixel_offset: int | None  # file offset of the native PixelData value; None if encapsulated
+    orientation: tuple[float, ...] | None
+    position: tuple[float, float, float] | None
+    pixel_spacing: tuple[float, float] | None
+    spacing_source: str | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    slope: float
+    intercept: float
+    rescale_type: str | None
+    gantry_tilt: float | None
+    frame_positions: list[tuple[float, float, float]] | None = None
+    frame_slopes: list[float] | None = None
+    frame_intercepts: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes of one uncompressed frame (all samples)."""
+        return self.rows * self.cols * self.samples * self.bits_allocated // 8
+
+
+@dataclass
+class SeriesInfo:
+    """One series found by `index_dicom_files`: its files and their parsed headers.
+
+    Pass it to `open_dicom` to open the series without reading the headers again.
+    """
+
+    uid: str
+    headers: list[DicomHeader]
+
+    @property
+    def files(self) -> list[str]:
+        return [h.path for h in self.headers]
+
+    @property
+    def n_files(self) -> int:
+        return len(self.headers)
+
+    @property
+    def modality(self) -> str:
+        return self.headers[0].modality
+
+    @property
+    def description(self) -> str:
+        return self.headers[0].description
+
+    @property
+    def n_slices(self) -> int:
+        """Slices in the volume: files for single-frame series, frames for multi-frame."""
+        return sum(h.n_frames for h in self.headers)
+
+    def summary(self) -> str:
+        """One line for error messages: uid, modality, description, slices."""
+        uid = self.uid or "(no SeriesInstanceUID)"
+        desc = f" {self.description!r}" if self.description else ""
+        return (f"{uid} [{self.modality or '?'}]{desc}: {self.n_slices} slices in "
+                f"{self.n_files} files")
+
+
+# ---------------------------------------------------------------------------------
+# header reading
+# ---------------------------------------------------------------------------------
+def _floats(value, n: int | None = None) -> tuple[float, ...] | None:
+    """A multi-valued DS/FD element as floats (None when absent, malformed or not `n` long)."""
+    if value is None:
+        return None
+    items = list(value) if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)) else [value]
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return None
+    if n is not None and len(out) != n:
+        return None
+    return out
+
+
+def _float(value) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value) -> int | None:
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _functional_item(ds, frame: int | None, sequence: str):
+    """First item of a functional-group macro for `frame`: per-frame first, then shared."""
+    if frame is not None:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and frame < len(per_frame):
+            items = per_frame[frame].get(sequence)
+            if items:
+                return items[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        items = shared[0].get(sequence)
+        if items:
+            return items[0]
+    return None
+
+
+def _pixel_element(fh, offset: int, little: bool, implicit: bool) -> tuple[int, int, int] | None:
+    """Parse the element header at `offset`: (tag, value offset, value length) or None at EOF.
+
+    Written by hand because pydicom exposes no API for where an element's value starts;
+    knowing it lets slice reads seek straight to the pixel bytes.
+    """
+    fh.seek(offset)
+    head = fh.read(12)
+    if len(head) < 8:
+        return None
+    order = "<" if little else ">"
+    group, elem = struct.unpack(order + "HH", head[:4])
+    tag = (group << 16) | elem
+    if implicit:
+        (length,) = struct.unpack(order + "I", head[4:8])
+        return tag, offset + 8, length
+    vr = head[4:6]
+    if vr in _LONG_VRS:
+        if len(head) < 12:
+            return None
+        (length,) = struct.unpack(order + "I", head[8:12])
+        return tag, offset + 12, length
+    (length,) = struct.unpack(order + "H", head[6:8])
+    return tag, offset + 8, length
+
+
+def _check_fragments(fh, path: str, value_offset: int, file_size: int, little: bool) -> None:
+    """Walk the encapsulated fragment items (headers only) and fail if the file ends early."""
+    order = "<" if little else ">"
+    pos = value_offset
+    while True:
+        if pos + 8 > file_size:
+            raise ImageReadError(path, f"truncated: compressed pixel data ends at byte {file_size} "
+                                 "before its sequence delimiter")
+        fh.seek(pos)
+        group, elem, length = struct.unpack(order + "HHI", fh.read(8))
+        tag = (group << 16) | elem
+        if tag == 0xFFFEE0DD:  # sequence delimiter: all fragments present
+            return
+        if tag != 0xFFFEE000:
+            raise ImageReadError(path, f"corrupt compressed pixel data: expected an item tag at byte "
+                                 f"{pos}, found ({group:04X},{elem:04X})")
+        pos += 8 + length
+        if pos > file_size:
+            raise ImageReadError(path, f"truncated: a compressed fragment needs bytes up to {pos}, "
+                                 f"the file has {file_size}")
+
+
+def read_header(path) -> DicomHeader:
+    """Read one file's header (no pixels) into a `DicomHeader`.
+
+    Also checks, from the header alone, that the pixel data is complete: for native
+    encodings the file must hold `rows*cols*samples*frames*bits/8` bytes after the
+    pixel-data offset; for compressed ones every fragment must fit in the file.
+
+    Raises:
+        ImageReadError: unreadable header, no pixel data (reason starts with
+            `NOT_AN_IMAGE`), or truncated pixel data.
+    """
+    import pydicom
+    from pydicom.uid import UID
+
+    path = str(path)
+    try:
+        file_size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            stop = fh.tell()
+            meta = getattr(ds, "file_meta", None)
+            ts = UID(str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
+            if not ts:
+                # no file meta (raw dataset): fall back to what pydicom detected
+                implicit, little = ds.original_encoding
+                implicit = True if implicit is None else implicit
+                little = True if little is None else little
+                ts = UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")
+            else:
+                implicit, little = ts.is_implicit_VR, ts.is_little_endian
+            element = None if ts.is_deflated else _pixel_element(fh, stop, little, implicit)
+            if "Rows" not in ds or "Columns" not in ds:
+                raise ImageReadError(path, f"{NOT_AN_IMAGE}: no Rows/Columns (a DICOMDIR, report "
+                                     "or other non-image object)")
+            if not ts.is_deflated and (element is None or element[0] != PIXEL_DATA_TAG):
+                raise ImageReadError(path, f"{NOT_AN_IMAGE}: no (7FE0,0010) Pixel Data element "
+                                     "(float pixel data and pixel-less objects are not read)")
+            header = _header_from_dataset(ds, path, ts)
+            if element is not None:
+                _, value_offset, length = element
+                if length == 0xFFFFFFFF:
+                    _check_fragments(fh, path, value_offset, file_size, little)
+                else:
+                    expected = header.frame_nbytes * header.n_frames
+                    if header.bits_allocated == 1:
+                        expected = (header.rows * header.cols * header.n_frames + 7) // 8
+                    if value_offset + expected > file_size:
+                        raise ImageReadError(path, f"truncated: pixel data needs {expected} bytes at "
+                                             f"offset {value_offset}, the file has "
+                                             f"{file_size - value_offset}")
+                    if length < expected:
+                        raise ImageReadError(path, f"pixel data element holds {length} bytes, "
+                                             f"{header.rows}x{header.cols}x{header.samples} × "
+                                             f"{header.n_frames} frames at {header.bits_allocated} "
+                                             f"bits needs {expected}")
+                    if header.bits_allocated in (8, 16, 32, 64) and not ts.is_encapsulated:
+                        header.pixel_offset = value_offset
+    except ImageReadError:
+        raise
+    except Exception as exc:  # pydicom raises many types for corrupt input; name the file
+        raise ImageReadError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    return header
+
+
+def _header_from_dataset(ds, path: str, ts) -> DicomHeader:
+    """Copy the facts we need out of a header-only dataset."""
+    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    multi_frame = "NumberOfFrames" in ds and (n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds)
+
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    spacing_source = "PixelSpacing" if spacing else None
+    thickness = _float(ds.get("SliceThickness"))
+    slope = _float(ds.get("RescaleSlope"))
+    intercept = _float(ds.get("RescaleIntercept"))
+    rescale_type = ds.get("RescaleType")
+
+    frame_positions = frame_slopes = frame_intercepts = None
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        plane = _functional_item(ds, 0, "PlaneOrientationSequence")
+        if plane is not None:
+            orientation = _floats(plane.get("ImageOrientationPatient"), 6) or orientation
+        measures = _functional_item(ds, 0, "PixelMeasuresSequence")
+        if measures is not None:
+            fg_spacing = _floats(measures.get("PixelSpacing"), 2)
+            if fg_spacing:
+                spacing, spacing_source = fg_spacing, "PixelMeasuresSequence"
+            thickness = _float(measures.get("SliceThickness")) or thickness
+        positions, slopes, intercepts = [], [], []
+        for i in range(n_frames):
+            pos_item = _functional_item(ds, i, "PlanePositionSequence")
+            positions.append(_floats(pos_item.get("ImagePositionPatient"), 3) if pos_item else None)
+            orient_item = _functional_item(ds, i, "PlaneOrientationSequence")
+            if orient_item is not None and orientation is not None:
+                frame_orient = _floats(orient_item.get("ImageOrientationPatient"), 6)
+                if frame_orient and max(abs(a - b) for a, b in zip(frame_orient, orientation)) > _ORIENTATION_TOL:
+                    raise ImageReadError(path, f"frame {i} has orientation {frame_orient}, frame 0 "
+                                         f"{orientation}: several stacks in one file are not read")
+            pvt = _functional_item(ds, i, "PixelValueTransformationSequence")
+            slopes.append(_float(pvt.get("RescaleSlope")) if pvt else None)
+            intercepts.append(_float(pvt.get("RescaleIntercept")) if pvt else None)
+            if pvt is not None and rescale_type is None:
+                rescale_type = pvt.get("RescaleType")
+        if all(p is not None for p in positions):
+            frame_positions = positions
+        if any(s is not None for s in slopes):
+            frame_slopes = [s if s is not None else (slope or 1.0) for s in slopes]
+        if any(b is not None for b in intercepts):
+            frame_intercepts = [b if b is not None else (intercept or 0.0) for b in intercepts]
+    if spacing is None:
+        imager = _floats(ds.get("ImagerPixelSpacing"), 2)
+        if imager:
+            spacing, spacing_source = imager, "ImagerPixelSpacing"
+    if spacing is None:
+        spacing, spacing_source = _ultrasound_spacing(ds)
+
+    return DicomHeader(
+        path=path,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or ""),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        series_number=_int(ds.get("SeriesNumber")),
+        instance_number=_int(ds.get("InstanceNumber")),
+        rows=int(ds.Rows),
+        cols=int(ds.Columns),
+        samples=_int(ds.get("SamplesPerPixel")) or 1,
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip(),
+        bits_allocated=_int(ds.get("BitsAllocated")) or 16,
+        bits_stored=_int(ds.get("BitsStored")) or _int(ds.get("BitsAllocated")) or 16,
+        pixel_representation=_int(ds.get("PixelRepresentation")) or 0,
+        planar_configuration=_int(ds.get("PlanarConfiguration")) or 0,
+        n_frames=n_frames,
+        multi_frame=bool(multi_frame),
+        transfer_syntax=str(ts),
+        pixel_offset=None,
+        orientation=orientation,
+        position=position,
+        pixel_spacing=spacing,
+        spacing_source=spacing_source,
+        slice_thickness=thickness,
+        spacing_between_slices=_float(ds.get("SpacingBetweenSlices")),
+        slope=1.0 if slope is None else slope,
+        intercept=0.0 if intercept is None else intercept,
+        rescale_type=str(rescale_type) if rescale_type else None,
+        gantry_tilt=_float(ds.get("GantryDetectorTilt")),
+        frame_positions=frame_positions,
+        frame_slopes=frame_slopes,
+        frame_intercepts=frame_intercepts,
+    )
+
+
+def _ultrasound_spacing(ds) -> tuple[tuple[float, float] | None, str | None]:
+    """(y, x) mm from the first ultrasound region with physical deltas in cm (units code 3)."""
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if not regions:
+        return None, None
+    region = regions[0]
+    if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
+        dx, dy = _float(region.get("PhysicalDeltaX")), _float(region.get("PhysicalDeltaY"))
+        if dx and dy:
+            return (abs(dy) * 10.0, abs(dx) * 10.0), "SequenceOfUltrasoundRegions"
+    return None, None
+
+
+# ---------------------------------------------------------------------------------
+# grouping
+# ---------------------------------------------------------------------------------
+def index_dicom_files(paths: Iterable) -> tuple[list[SeriesInfo], list[tuple[str, str]]]:
+    """Group DICOM files into series by SeriesInstanceUID, reading headers only.
+
+    Args:
+        paths: DICOM files (any order).
+
+    Returns:
+        `(series, rejected)`: one `SeriesInfo` per SeriesInstanceUID, in order of first
+        appearance, and `(path, reason)` for files whose header could not be used
+        (unparseable, truncated, or with no pixels: reason starts with `NOT_AN_IMAGE`).
+        Never raises for a bad file.
+    """
+    groups: dict[str, list[DicomHeader]] = {}
+    rejected: list[tuple[str, str]] = []
+    for p in paths:
+        try:
+            header = read_header(p)
+        except ImageReadError as exc:
+            rejected.append((str(p), exc.reason))
+            continue
+        groups.setdefault(header.series_uid, []).append(header)
+    return [SeriesInfo(uid, headers) for uid, headers in groups.items()], rejected
+
+
+# ---------------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------------
+@dataclass
+class Plane:
+    """One z-slice of the volume: which file, which frame, and its rescale."""
+
+    header_index: int
+    frame: int | None  # None: single-frame file
+    slope: float
+    intercept: float
+
+
+@dataclass
+class SeriesGeometry:
+    """Ordered planes plus spacing/affine facts of a series (see module docstring)."""
+
+    planes: list[Plane]
+    spacing_zyx: tuple[float, float, float]
+    units_zyx: tuple[str, str, str]
+    meta: dict[str, Any]
+
+
+def _check_consistent(headers: Sequence[DicomHeader]) -> None:
+    """Slices of one volume must share size, encoding layout and orientation."""
+    ref = headers[0]
+    for h in headers[1:]:
+        for name in ("rows", "cols", "samples", "photometric", "bits_allocated"):
+            if getattr(h, name) != getattr(ref, name):
+                raise ImageReadError(h.path, f"{name} is {getattr(h, name)} but {getattr(ref, name)} "
+                                     f"in {ref.path} of the same series {ref.series_uid}: slices "
+                                     "of one volume must match; open the files separately")
+        if (h.orientation is None) != (ref.orientation is None) or (
+                h.orientation is not None and
+                max(abs(a - b) for a, b in zip(h.orientation, ref.orientation)) > _ORIENTATION_TOL):
+            raise ImageReadError(h.path, f"ImageOrientationPatient {h.orientation} differs from "
+                                 f"{ref.orientation} in {ref.path} of the same series: a series "
+                                 "with several orientations (e.g. a localizer) is not one volume")
+
+
+def _orientation_code(direction: np.ndarray) -> str:
+    """LPS letter of the dominant component of a direction (e.g. (0, 0, -1) -> 'I')."""
+    axis = int(np.argmax(np.abs(direction)))
+    return ("LPS" if direction[axis] > 0 else "RAI")[axis]
+
+
+def _is_oblique(cosines: np.ndarray) -> bool:
+    return bool(np.any(np.abs(np.abs(cosines) - np.round(np.abs(cosines))) > _ORIENTATION_TOL))
+
+
+def _spacing_report(steps: np.ndarray, typical: float) -> dict[str, Any]:
+    """Classify steps between sorted slices: whole missing slices vs uneven spacing.
+
+    A step of about k× the typical step (k >= 2, within 10 % of a slice) counts as
+    k-1 missing slices; any other step further than 1 % (+ 1e-3 mm) from the typical
+    step makes the spacing uneven.
+    """
+    tol = 0.01 * typical + _POSITION_TOL_MM
+    missing, gaps, uneven_at = 0, [], []
+    for i, step in enumerate(steps):
+        if abs(step - typical) <= tol:
+            continue
+        ratio = step / typical
+        k = int(round(ratio))
+        if k >= 2 and abs(ratio - k) < 0.1:
+            missing += k - 1
+            gaps.append({"after_slice": i, "missing": k - 1, "step_mm": float(step)})
+        else:
+            uneven_at.append(i)
+    return {
+        "uneven": bool(uneven_at),
+        "uneven_after_slices": uneven_at,
+        "missing_slices": missing,
+        "gaps": gaps,
+        "typical_step_mm": float(typical),
+        "steps_mm": [round(float(s), 6) for s in steps],
+    }
+
+
+def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeometry:
+    """Order the planes of a series (one multi-frame file or single-frame slices) in space.
+
+    Args:
+        headers: one multi-frame file, or single-frame files of one series.
+        source: path named in errors and warnings.
+
+    Returns:
+        `SeriesGeometry` with planes ordered along +normal, spacing (z, y, x) in mm
+        (y, x from PixelSpacing rows/cols; z the median step along the normal), and
+        meta: `z_positions` (mm along the normal), `spacing_report`, `affine`
+        (4×4, voxel (z, y, x) -> LPS mm), `orientation` (LPS codes of the z, y, x
+        axes), `image_orientation_patient`, `slice_normal`, `oblique`,
+        `gantry_tilt_deg` where the slice stack is sheared.
+
+    Raises:
+        ImageReadError: inconsistent slices or several slices at one position.
+    """
+    if any(h.multi_frame for h in headers) and len(headers) > 1:
+        raise ImageReadError(source, f"series holds {len(headers)} files of which some are "
+                             "multi-frame; open each multi-frame file on its own")
+    _check_consistent(headers)
+    ref = headers[0]
+    meta: dict[str, Any] = {}
+    row_mm, col_mm = ref.pixel_spacing if ref.pixel_spacing else (1.0, 1.0)
+    yx_units = ("mm", "mm") if ref.pixel_spacing else ("px", "px")
+    if ref.pixel_spacing is None:
+        meta["spacing_note"] = "no PixelSpacing in the header: in-plane spacing is 1 px"
+
+    # candidate planes with their positions (None when the header has none)
+    if ref.multi_frame:
+        positions = ref.frame_positions or [None] * ref.n_frames
+        slopes = ref.frame_slopes or [ref.slope] * ref.n_frames
+        intercepts = ref.frame_intercepts or [ref.intercept] * ref.n_frames
+        cands = [(Plane(0, i, slopes[i], intercepts[i]), positions[i], ref.sop_uid, i)
+                 for i in range(ref.n_frames)]
+    else:
+        cands = [(Plane(i, None, h.slope, h.intercept), h.position, h.sop_uid, i)
+                 for i, h in enumerate(headers)]
+
+    have_geometry = ref.orientation is not None and all(c[1] is not None for c in cands)
+    fallback_step = ref.spacing_between_slices or ref.slice_thickness
+    if not have_geometry:
+        # No positions: keep InstanceNumber order (single-frame) or stored frame order.
+        if not ref.multi_frame:
+            cands.sort(key=lambda c: (headers[c[0].header_index].instance_number or 0, c[3]))
+        meta["z_order"] = "stored frame order" if ref.multi_frame else "InstanceNumber"
+        if len(cands) > 1:
+            warnings.warn(f"{source}: no ImagePositionPatient/ImageOrientationPatient; slices kept "
+                          f"in {meta['z_order']}", DicomGeometryWarning, stacklevel=3)
+        z_mm = fallback_step or 1.0
+        meta["spacing_report"] = None
+        if ref.orientation is not None and ref.position is not None:
+            meta.update(_affine_meta(ref.orientation, ref.position, (row_mm, col_mm), None, z_mm))
+        return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm),
+                              ("mm" if fallback_step else "px",) + yx_units, meta)
+
+    cosines = np.asarray(ref.orientation, dtype=np.float64)
+    row_cos, col_cos = cosines[:3], cosines[3:]
+    normal = np.cross(row_cos, col_cos)
+    dist = np.array([float(np.dot(normal, c[1])) for c in cands])
+    order = np.argsort(dist, kind="stable")
+    cands = [cands[i] for i in order]
+    dist = dist[order]
+
+    # several slices at one position: same instance twice (drop) or several acquisitions (error)
+    keep = [0]
+    for i in range(1, len(cands)):
+        if abs(dist[i] - dist[keep[-1]]) > _POSITION_TOL_MM * 10:
+            keep.append(i)
+            continue
+        a, b = cands[keep[-1]], cands[i]
+        if a[2] and a[2] == b[2]:
+            warnings.warn(f"{source}: {headers[b[0].header_index].path} repeats SOPInstanceUID "
+                          f"{b[2]} of {headers[a[0].header_index].path}; using the first",
+                          DicomGeometryWarning, stacklevel=3)
+            continue
+        if ref.multi_frame:
+            raise ImageReadError(source, f"frames {a[3]} and {b[3]} share the position "
+                                 f"{dist[i]:.3f} mm along the slice normal (several stacks, "
+                                 "phases or echoes in one file are not read as one volume)")
+        raise ImageReadError(source, f"{headers[a[0].header_index].path} and "
+                             f"{headers[b[0].header_index].path} share the position {dist[i]:.3f} mm "
+                             "along the slice normal: the series holds several acquisitions "
+                             "(echoes, phases, repeats); pass the files of one of them")
+    cands = [cands[i] for i in keep]
+    dist = dist[keep]
+    positions = np.array([c[1] for c in cands], dtype=np.float64)
+
+    meta["z_positions"] = [round(float(d), 6) for d in dist]
+    meta["z_order"] = "position along the slice normal"
+    if len(cands) > 1:
+        steps = np.diff(dist)
+        typical = float(np.median(steps))
+        report = _spacing_report(steps, typical)
+        z_mm = typical
+        if report["missing_slices"]:
+            warnings.warn(f"{source}: {report['missing_slices']} missing slice(s) "
+                          f"(gaps {report['gaps']}); the volume is not resampled",
+                          DicomGeometryWarning, stacklevel=3)
+        if report["uneven"]:
+            warnings.warn(f"{source}: uneven slice spacing (steps {sorted(set(report['steps_mm']))} "
+                          f"mm, z spacing is the median {typical:.4g} mm); the volume is not "
+                          "resampled", DicomGeometryWarning, stacklevel=3)
+        # mean displacement between neighbours; its angle to the normal is the gantry tilt
+        displacement = (positions[-1] - positions[0]) / (dist[-1] - dist[0])
+    else:
+        report = None
+        z_mm = fallback_step or 1.0
+        displacement = None
+    meta["spacing_report"] = report
+    meta.update(_affine_meta(ref.orientation, positions[0], (row_mm, col_mm), displacement, z_mm))
+    if meta.get("gantry_tilt_deg"):
+        warnings.warn(f"{source}: slice stack sheared by {meta['gantry_tilt_deg']:.2f}° (gantry "
+                      "tilt); the affine keeps the shear, the volume is not resampled",
+                      DicomGeometryWarning, stacklevel=3)
+    units = ("mm",) + yx_units
+    return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm), units, meta)
+
+
+def _affine_meta(orientation, origin, row_col_mm, displacement, z_mm) -> dict[str, Any]:
+    """Affine and orientation facts; `displacement` is the per-unit-normal slice offset or None."""
+    cosines = np.asarray(orientation, dtype=np.float64)
+    row_cos, col_cos = cosines[:3], cosines[3:]
+    normal = np.cross(row_cos, col_cos)
+    z_dir = normal if displacement is None else np.asarray(displacement, dtype=np.float64)
+    affine = np.eye(4)
+    affine[:3, 0] = z_dir * z_mm               # z index: one slice step (may be sheared)
+    affine[:3, 1] = col_cos * row_col_mm[0]     # y index = row number: along the column cosines
+    affine[:3, 2] = row_cos * row_col_mm[1]     # x index = column number: along the row cosines
+    affine[:3, 3] = np.asarray(origin, dtype=np.float64)
+    out: dict[str, Any] = {
+        "affine": [[round(float(v), 6) for v in row] for row in affine],
+        "affine_index_order": "zyx",
+        "coordinate_system": "LPS",
+        "orientation": _orientation_code(normal) + _orientation_code(col_cos) + _orientation_code(row_cos),
+        "image_orientation_patient": [float(v) for v in cosines],
+        "slice_normal": [round(float(v), 6) for v in normal],
+        "oblique": _is_oblique(cosines),
+    }
+    if displacement is not None:
+        unit = z_dir / np.linalg.norm(z_dir)
+        tilt = math.degrees(math.acos(min(1.0, abs(float(np.dot(unit, normal))))))
+        if tilt > 0.01:
+            out["gantry_tilt_deg"] = round(tilt, 4)
+    return out
