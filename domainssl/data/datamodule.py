@@ -1,0 +1,207 @@
+"""`PatchDataModule`: archive (or manifest) -> patches -> batches, for Lightning pretraining.
+
+What a recipe's `data:` section configures. Setup scans the archive when no manifest is
+given, keeps the images that agree with each other (axes, channel names), computes
+per-channel statistics over a sample of patches and builds the patch dataset; the train
+loader shards by rank (`EpochSampler`) and by worker (DataLoader).
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ..io.scan import read_manifest, scan_archive
+from .dataset import EpochSampler, PatchDataset, collate_samples
+from .samplers import GridPatchSampler, RandomPatchSampler
+from .stats import compute_stats, load_stats, save_stats
+
+
+def select_consistent(records: list[dict], channels: Sequence[str] | None = None,
+                      spatial_dims: int | None = None, formats: Sequence[str] | None = None):
+    """Keep the records that can share one encoder; return (kept, {reason: count} dropped).
+
+    Filters by the requested channel names / spatial dims / formats, then keeps the largest
+    group of equal (axes, channel_names): a mixed archive never silently feeds 4-band and
+    13-band images into one model.
+    """
+    dropped: Counter = Counter()
+    kept = []
+    for rec in records:
+        if formats and rec["format"] not in formats:
+            dropped[f"format {rec['format']} not in {list(formats)}"] += 1
+        elif spatial_dims and len(rec["axes"]) - 1 != spatial_dims:
+            dropped[f"axes {rec['axes']} are not {spatial_dims}-D"] += 1
+        elif channels and list(rec["channel_names"]) != list(channels):
+            dropped[f"channels {rec['channel_names']} != {list(channels)}"] += 1
+        else:
+            kept.append(rec)
+    groups = Counter((r["axes"], tuple(r["channel_names"])) for r in kept)
+    if len(groups) > 1:
+        (axes, names), _ = groups.most_common(1)[0]
+        for (a, n), count in groups.items():
+            if (a, n) != (axes, names):
+                dropped[f"axes {a} channels {list(n)} differ from the majority {axes} {list(names)}"] += count
+        kept = [r for r in kept if (r["axes"], tuple(r["channel_names"])) == (axes, names)]
+    return kept, dict(dropped)
+
+
+class PatchDataModule(L.LightningDataModule):
+    """Patches from an archive for SSL pretraining.
+
+    Args:
+        root: archive folder/file/glob to scan (ignored when `manifest` is given).
+        manifest: manifest JSONL from `domainssl scan`.
+        patch_size: patch size per spatial axis (in `patch_unit`), e.g. [96, 96, 96] or [64, 64].
+        patch_unit: "px" or a physical unit ("mm", "m", "µm") matching the images' units.
+        target_shape: resample patches to this shape (required with physical patch sizes
+            over images of different spacing).
+        batch_size / num_workers: DataLoader settings (per rank).
+        patches_per_image: random patches per image per epoch.
+        grid: cover every image with a grid of patches instead of random positions.
+        min_valid: minimum fraction of valid (non-nodata) pixels in a patch.
+        background: optional [threshold, min_fraction] rule on the first channel.
+        channels / spatial_dims / formats: keep only matching images.
+        seed: patch positions and shuffling.
+        stats: a statistics JSON path, or None to compute over `stats_patches` patches.
+        work_dir: where the manifest (when scanned) and stats.json are written.
+        scan_jobs: worker processes for the scan.
+        transform: callable(sample) applied in workers (e.g. a CPU view generator); when None,
+            batches carry raw patches (`image`) for a GPU view module.
+        collate_fn: batch collation (default `collate_samples`).
+    """
+
+    def __init__(self, root: str | None = None, manifest: str | None = None,
+                 patch_size: Sequence[float] = (64, 64), patch_unit: str = "px",
+                 target_shape: Sequence[int] | None = None, batch_size: int = 32,
+                 num_workers: int = 0, patches_per_image: int = 1, grid: bool = False,
+                 min_valid: float = 0.0, background: Sequence[float] | None = None,
+                 channels: Sequence[str] | None = None, spatial_dims: int | None = None,
+                 formats: Sequence[str] | None = None, seed: int = 0, stats: str | None = None,
+                 stats_patches: int = 128, work_dir: str | None = None, scan_jobs: int | None = None,
+                 transform: Callable | None = None, collate_fn: Callable | None = None):
+        super().__init__()
+        if root is None and manifest is None:
+            raise ValueError("data needs `root` (an archive to scan) or `manifest` (from domainssl scan)")
+        self.root, self.manifest = root, manifest
+        self.patch_size, self.patch_unit = list(patch_size), patch_unit
+        self.target_shape = list(target_shape) if target_shape else None
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.patches_per_image, self.grid = int(patches_per_image), bool(grid)
+        self.min_valid = float(min_valid)
+        self.background = tuple(background) if background else None
+        self.channels, self.spatial_dims_filter, self.formats = channels, spatial_dims, formats
+        self.seed, self.stats_path, self.stats_patches = int(seed), stats, int(stats_patches)
+        self.work_dir = Path(work_dir) if work_dir else None
+        self.scan_jobs = scan_jobs
+        self.transform, self.collate_fn = transform, collate_fn
+        self.dataset: PatchDataset | None = None
+        self.records: list[dict] = []
+        self.dropped: dict = {}
+        self.rejected = 0
+        self.stats: dict | None = None
+
+    # -- set-up ------------------------------------------------------------
+    def _manifest_path(self) -> str:
+        if self.manifest:
+            return self.manifest
+        out = (self.work_dir or Path(".")) / "manifest.jsonl"
+        summary = scan_archive(self.root, out, jobs=self.scan_jobs)
+        print(summary, flush=True)
+        self.manifest = str(out)
+        return self.manifest
+
+    def _sampler(self):
+        if self.grid:
+            return GridPatchSampler(self.patch_size, unit=self.patch_unit, min_valid=self.min_valid)
+        return RandomPatchSampler(self.patch_size, unit=self.patch_unit, min_valid=self.min_valid,
+                                  background=self.background)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        manifest = self._manifest_path()
+        all_records = list(read_manifest(manifest, status=None))
+        ok = [r for r in all_records if r.get("status") == "ok"]
+        self.rejected = len(all_records) - len(ok)
+        self.records, self.dropped = select_consistent(ok, self.channels, self.spatial_dims_filter,
+                                                       self.formats)
+        for reason, n in self.dropped.items():
+            warnings.warn(f"data: {n} image(s) left out: {reason}", stacklevel=2)
+        if not self.records:
+            raise ValueError(f"{manifest}: no usable image matches the data settings "
+                             f"(rejected by scan: {self.rejected}, left out: {self.dropped})")
+        plain = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
+                             self.target_shape, transform=None)
+        if self.stats_path:
+            self.stats = load_stats(self.stats_path)
+        else:
+            step = max(1, len(plain) // self.stats_patches)
+            self.stats = compute_stats((plain[i] for i in range(0, len(plain), step)),
+                                       self.channel_names, self.stats_patches)
+            if self.work_dir:
+                save_stats(self.stats, self.work_dir / "stats.json")
+        plain.close_all()
+        self.dataset = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
+                                    self.target_shape, transform=self.transform)
+
+    # -- facts for views, models and the encoder card ------------------------
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self.records[0]["channel_names"])
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.records[0]["axes"]) - 1
+
+    @property
+    def units(self) -> list[str]:
+        return list(self.records[0].get("units") or ["px"] * self.spatial_dims)
+
+    @property
+    def spacing(self) -> list[float]:
+        """Median pixel spacing over the images (per spatial axis, in `units`)."""
+        return [statistics.median(r["spacing"][i] for r in self.records) for i in range(self.spatial_dims)]
+
+    def summary(self) -> dict:
+        """Pretraining data facts for the encoder card's `data` key."""
+        return {
+            "root": self.root,
+            "manifest": self.manifest,
+            "n_images": len(self.records),
+            "n_rejected_by_scan": self.rejected,
+            "left_out": self.dropped,
+            "patches_per_epoch": len(self.dataset) if self.dataset else None,
+            "formats": dict(Counter(r["format"] for r in self.records)),
+            "axes": self.records[0]["axes"],
+            "channel_names": self.channel_names,
+            "spacing": self.spacing,
+            "units": self.units,
+            "patch_size": self.patch_size,
+            "patch_unit": self.patch_unit,
+            "target_shape": self.target_shape,
+            "value_units": sorted({str((r.get("meta") or {}).get("value_unit")) for r in self.records}),
+        }
+
+    # -- loaders -----------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        trainer = getattr(self, "trainer", None)
+        rank = trainer.global_rank if trainer is not None else None
+        world = trainer.world_size if trainer is not None else None
+        sampler = EpochSampler(len(self.dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world)
+        if len(sampler) < self.batch_size:
+            raise ValueError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
+                             f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
+        self.dataset.close_all()  # no open file handle may be inherited by forked workers
+        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=self.collate_fn or collate_samples,
+                          drop_last=True, persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())

@@ -1,0 +1,261 @@
+"""Patch dataset over a manifest, and the sampler that orders and shards it per epoch.
+
+Design: a map-style dataset whose index encodes `(epoch, item)`, with `item` one of
+`len(records) * patches_per_image` patch slots. `EpochSampler` yields those indices, shuffled
+per epoch, sharded by distributed rank; DataLoader workers then split the indices among
+themselves, so no patch slot is read twice in an epoch across workers or ranks. The random
+patch position of a slot comes from `(seed, epoch, item)`, so runs are reproducible whatever
+the number of workers, and the dataset pickles cleanly for spawn workers (it holds records,
+not open files; images are opened lazily per worker and kept in a small LRU).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..io.errors import ImageReadError
+from ..io.image import LazyImage
+from ..io.open import open_image
+from .samplers import GridPatchSampler, RandomPatchSampler
+
+# Index space: one epoch holds at most this many patch slots (index = epoch * STRIDE + item).
+EPOCH_STRIDE = 1 << 40
+
+
+def open_record(record: dict) -> LazyImage:
+    """Open the image a manifest record points at (DICOM series and pyramid level included)."""
+    return open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
+
+
+class PatchDataset(Dataset):
+    """Random (or grid) patches from the images of a manifest, as sample dicts.
+
+    Args:
+        records: manifest records with status "ok" (see `domainssl.io.scan`).
+        sampler: a `RandomPatchSampler` (random position per slot and epoch) or a
+            `GridPatchSampler` (then every grid patch of every image is one slot).
+        patches_per_image: random slots per image per epoch (ignored for grid sampling).
+        seed: base seed of patch positions.
+        target_shape: resample every patch to this spatial shape (needed when patches are
+            sized in physical units over images of different spacing, so batches stack).
+        transform: optional callable(sample) -> anything (e.g. a view generator).
+        max_open: images kept open per worker.
+        max_retries: on a read error, the next slots are tried (deterministically) this many
+            times before the error is raised; every skipped file is warned about and counted.
+
+    Each item is a sample dict: `image` float32 (C, *S) in the reader's value units,
+    `channel_names`, `spacing`, `units`, `mask` (bool (*S) or absent), `source`
+    (path, series, region as [start, stop] per axis), `index` (the slot), and
+    `valid` (False when the sampler could not find a patch meeting its nodata/background rule).
+    """
+
+    def __init__(self, records: Sequence[dict], sampler, patches_per_image: int = 1, seed: int = 0,
+                 target_shape: Sequence[int] | None = None, transform: Callable | None = None,
+                 max_open: int = 16, max_retries: int = 8):
+        if not records:
+            raise ValueError("no usable images: the manifest has no record with status 'ok'")
+        self.records = list(records)
+        self.sampler = sampler
+        self.seed = int(seed)
+        self.target_shape = tuple(target_shape) if target_shape else None
+        self.transform = transform
+        self.max_open, self.max_retries = int(max_open), int(max_retries)
+        self.read_errors = 0
+        self._open: OrderedDict = OrderedDict()
+        if isinstance(sampler, GridPatchSampler):
+            # Grid slots need each image's shape: taken from the manifest, not by opening files.
+            self._grid = [(r, reg) for r, rec in enumerate(self.records)
+                          for reg in sampler.regions(_HeaderOnly(rec))]
+            self.patches_per_image = 1
+        else:
+            self._grid = None
+            self.patches_per_image = int(patches_per_image)
+
+    def __len__(self) -> int:
+        return len(self._grid) if self._grid is not None else len(self.records) * self.patches_per_image
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()  # file handles never cross process boundaries
+        return state
+
+    def close_all(self) -> None:
+        """Close every image this process holds open."""
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def _image(self, r: int) -> LazyImage:
+        image = self._open.pop(r, None)
+        if image is None:
+            image = open_record(self.records[r])
+            while len(self._open) >= self.max_open:
+                _, old = self._open.popitem(last=False)
+                old.close()
+        self._open[r] = image
+        return image
+
+    def _load(self, epoch: int, item: int) -> dict:
+        valid = True
+        if self._grid is not None:
+            r, region = self._grid[item]
+            image = self._image(r)
+            data = None
+        else:
+            r = item // self.patches_per_image
+            image = self._image(r)
+            rng = np.random.default_rng([self.seed, epoch, item])
+            region, data, valid = self.sampler.sample(image, rng)
+        if data is None:
+            data = image.read(region)
+        mask = image.read_mask(region)
+        bounds, _ = image.normalize_region(region)
+        spacing = image.spacing
+        data = data.astype(np.float32, copy=False)
+        if self.target_shape is not None and tuple(data.shape[1:]) != self.target_shape:
+            data, mask, spacing = resample_patch(data, mask, spacing, self.target_shape)
+        sample = {
+            "image": data,
+            "channel_names": list(image.channel_names),
+            "spacing": tuple(spacing),
+            "units": tuple(image.units),
+            "source": {"path": image.path, "series": self.records[r].get("series"),
+                       "region": [list(b) for b in bounds]},
+            "index": int(epoch * EPOCH_STRIDE + item),
+            "valid": bool(valid),
+        }
+        if mask is not None:
+            sample["mask"] = mask
+        if "label" in self.records[r]:
+            sample["label"] = int(self.records[r]["label"])
+        return sample
+
+    def __getitem__(self, index: int):
+        epoch, item = divmod(int(index), EPOCH_STRIDE)
+        n = len(self)
+        for attempt in range(self.max_retries + 1):
+            slot = (item + attempt) % n
+            try:
+                sample = self._load(epoch, slot)
+                break
+            except (ImageReadError, OSError) as exc:
+                self.read_errors += 1
+                warnings.warn(f"skipping unreadable patch ({exc}); {self.read_errors} read errors "
+                              "so far in this worker", stacklevel=2)
+                self._open.pop(slot // self.patches_per_image if self._grid is None
+                               else self._grid[slot][0], None)
+                if attempt == self.max_retries:
+                    raise
+        return self.transform(sample) if self.transform is not None else sample
+
+
+class _HeaderOnly:
+    """The header facts of a manifest record, enough for samplers that need only shapes."""
+
+    def __init__(self, rec: dict):
+        self.path = rec["path"]
+        self.shape = tuple(rec["shape"])
+        self.spatial_shape = self.shape[1:]
+        self.spatial_dims = len(self.shape) - 1
+        self.spacing = tuple(rec["spacing"])
+        self.units = tuple(rec.get("units") or ["px"] * self.spatial_dims)
+
+    def read_mask(self, region):
+        return None  # grid filtering by nodata needs the pixels; the dataset skips at read time
+
+
+def resample_patch(data: np.ndarray, mask: np.ndarray | None, spacing: Sequence[float],
+                   target_shape: Sequence[int]):
+    """Resample a (C, *S) patch to `target_shape` (linear), its mask by nearest neighbour.
+
+    Returns (data, mask, new spacing per axis), spacing scaled so the physical extent is kept.
+    """
+    import torch.nn.functional as F
+
+    mode = "bilinear" if len(target_shape) == 2 else "trilinear"
+    t = torch.from_numpy(np.ascontiguousarray(data))[None]
+    out = F.interpolate(t, size=tuple(target_shape), mode=mode, align_corners=False)[0].numpy()
+    if mask is not None:
+        m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+        mask = F.interpolate(m, size=tuple(target_shape), mode="nearest")[0, 0].numpy() > 0.5
+    new_spacing = tuple(sp * n / t_ for sp, n, t_ in zip(spacing, data.shape[1:], target_shape))
+    return out, mask, new_spacing
+
+
+class EpochSampler(Sampler[int]):
+    """Indices `epoch * EPOCH_STRIDE + item` for one epoch, shuffled and sharded by rank.
+
+    Args:
+        n_items: patch slots per epoch (`len(dataset)`).
+        shuffle: shuffle the slots each epoch (seeded by `(seed, epoch)`).
+        seed: shuffle seed.
+        rank / world_size: this process's shard; default from `torch.distributed` when it is
+            initialised, else (0, 1). Each rank gets `floor(n / world_size)` slots (the remainder
+            is dropped so ranks stay in step and no slot is read twice).
+
+    When training with Lightning, build the Trainer with `use_distributed_sampler=False`
+    (this sampler already shards by rank) and call `set_epoch` (Lightning does).
+    """
+
+    def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        self.n_items, self.shuffle, self.seed = int(n_items), bool(shuffle), int(seed)
+        if rank is None or world_size is None:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                rank, world_size = dist.get_rank(), dist.get_world_size()
+            else:
+                rank, world_size = 0, 1
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_items // self.world_size
+
+    def __iter__(self):
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n_items)
+        else:
+            order = np.arange(self.n_items)
+        per_rank = len(self)
+        mine = order[self.rank * per_rank:(self.rank + 1) * per_rank]
+        base = self.epoch * EPOCH_STRIDE
+        return iter((base + int(i) for i in mine))
+
+
+def collate_samples(samples: list[dict]) -> dict:
+    """Stack sample dicts into a batch: `image` (B, C, *S) float tensor, `label` if present,
+    `mask` (B, *S) bool if every sample has one, and the per-sample metadata as lists."""
+    shapes = {s["image"].shape for s in samples}
+    if len(shapes) > 1:
+        raise ValueError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
+                         "data.target_shape (resampling) or size patches in pixels")
+    batch = {"image": torch.from_numpy(np.stack([s["image"] for s in samples]))}
+    if all("mask" in s for s in samples):
+        batch["mask"] = torch.from_numpy(np.stack([s["mask"] for s in samples]))
+    if all("label" in s for s in samples):
+        batch["label"] = torch.tensor([s["label"] for s in samples], dtype=torch.long)
+    for key in ("channel_names", "spacing", "source", "index"):
+        batch[key] = [s[key] for s in samples]
+    return batch
+
+
+def n_batches(n_items: int, batch_size: int, world_size: int = 1, drop_last: bool = True) -> int:
+    """Batches per epoch on one rank."""
+    per_rank = n_items // world_size
+    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+
+
+__all__ = ["PatchDataset", "EpochSampler", "RandomPatchSampler", "GridPatchSampler",
+           "collate_samples", "open_record", "resample_patch"]
