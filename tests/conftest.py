@@ -28,3 +28,12 @@ def _single_thread():
     except ImportError:
         pass
     yield
+
+
+@pytest.fixture(scope="session")
+def demo_archive(tmp_path_factory) -> dict:
+    """A small generated archive (see domainssl.data.synthetic): tiles, DICOM, NIfTI, OME-Zarr, a broken file."""
+    from domainssl.data.synthetic import make_demo_archive
+
+    root = tmp_path_factory.mktemp("demo_archive")
+    return make_demo_archive(root, seed=0, n_unlabeled=24, n_train_per_class=4, n_test_per_class=4)

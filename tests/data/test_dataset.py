@@ -1,0 +1,103 @@
+"""Patch dataset: samples, sharding across ranks and workers, pickling, resampling, bad files."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from domainssl.data.dataset import (EPOCH_STRIDE, EpochSampler, PatchDataset, collate_samples,
+                                    resample_patch)
+from domainssl.data.samplers import GridPatchSampler, RandomPatchSampler
+from domainssl.io.open import open_image
+from domainssl.io.scan import read_manifest, scan_archive
+
+
+@pytest.fixture(scope="module")
+def tile_records(demo_archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("m") / "tiles.jsonl"
+    scan_archive(demo_archive["tiles"], out, jobs=0)
+    return list(read_manifest(out))
+
+
+def test_sample_dict_matches_the_file(tile_records):
+    ds = PatchDataset(tile_records, RandomPatchSampler([32, 32]), patches_per_image=2, seed=3)
+    assert len(ds) == 48
+    s = ds[EPOCH_STRIDE * 1 + 5]
+    assert s["image"].dtype == np.float32 and s["image"].shape == (4, 32, 32)
+    assert s["channel_names"] == ["B02", "B03", "B04", "B08"] and s["spacing"] == (10.0, 10.0)
+    region = tuple(slice(a, b) for a, b in s["source"]["region"])
+    np.testing.assert_array_equal(s["image"], open_image(s["source"]["path"]).read(region))
+    assert s["mask"].shape == (32, 32) and s["index"] == EPOCH_STRIDE + 5
+    # same slot, same epoch -> same patch; another epoch -> (almost surely) another position
+    assert ds[EPOCH_STRIDE + 5]["source"] == s["source"]
+    assert ds[2 * EPOCH_STRIDE + 5]["source"] != s["source"]
+
+
+def test_epoch_sampler_shards_without_repeats():
+    n, world = 103, 4
+    shards = []
+    for rank in range(world):
+        sampler = EpochSampler(n, seed=1, rank=rank, world_size=world)
+        sampler.set_epoch(2)
+        shards.append(list(sampler))
+    flat = [i for shard in shards for i in shard]
+    assert all(len(s) == n // world for s in shards)
+    assert len(set(flat)) == len(flat)  # no slot twice across ranks
+    assert all(i // EPOCH_STRIDE == 2 for i in flat)
+    again = EpochSampler(n, seed=1, rank=0, world_size=world)
+    again.set_epoch(2)
+    assert list(again) == shards[0]
+    again.set_epoch(3)
+    assert [i % EPOCH_STRIDE for i in again] != [i % EPOCH_STRIDE for i in shards[0]]
+
+
+def test_workers_and_ranks_read_each_patch_once(tile_records):
+    ds = PatchDataset(tile_records, GridPatchSampler([32, 32]), seed=0)
+    assert len(ds) == 24 * 4
+    seen = []
+    for rank in range(2):
+        loader = DataLoader(ds, batch_size=4, num_workers=2,
+                            sampler=EpochSampler(len(ds), seed=0, rank=rank, world_size=2),
+                            collate_fn=collate_samples)
+        for batch in loader:
+            assert batch["image"].shape == (4, 4, 32, 32)
+            seen += [(s["path"], tuple(map(tuple, s["region"]))) for s in batch["source"]]
+    assert len(seen) == len(set(seen)) == len(ds)
+
+
+def test_dataset_pickles_without_open_files(tile_records):
+    ds = PatchDataset(tile_records, RandomPatchSampler([16, 16]))
+    ds[0]
+    assert ds._open
+    clone = pickle.loads(pickle.dumps(ds))
+    assert not clone._open
+    np.testing.assert_array_equal(clone[0]["image"], ds[0]["image"])
+
+
+def test_unreadable_file_is_skipped_and_counted(tile_records, tmp_path):
+    bad = dict(tile_records[0], path=str(tmp_path / "gone.tif"))
+    ds = PatchDataset([bad] + tile_records[1:3], RandomPatchSampler([16, 16]), seed=0)
+    with pytest.warns(UserWarning, match="gone.tif"):
+        s = ds[0]
+    assert ds.read_errors == 1 and s["source"]["path"] == tile_records[1]["path"]
+
+
+def test_resample_keeps_extent_and_values():
+    data = np.ones((2, 10, 20), np.float32) * np.array([3.0, 7.0], np.float32)[:, None, None]
+    mask = np.ones((10, 20), bool)
+    out, m, spacing = resample_patch(data, mask, (2.0, 1.0), (20, 20))
+    assert out.shape == (2, 20, 20) and m.shape == (20, 20)
+    np.testing.assert_allclose(out[:, 5, 5], [3.0, 7.0])
+    assert spacing == pytest.approx((1.0, 1.0))
+
+
+def test_collate_refuses_mixed_shapes():
+    a = {"image": np.zeros((1, 4, 4), np.float32), "channel_names": ["x"], "spacing": (1, 1),
+         "source": {}, "index": 0}
+    b = dict(a, image=np.zeros((1, 5, 4), np.float32))
+    with pytest.raises(ValueError, match="target_shape"):
+        collate_samples([a, b])
+    batch = collate_samples([dict(a, label=1), dict(a, label=0)])
+    assert batch["label"].tolist() == [1, 0] and batch["image"].dtype == torch.float32

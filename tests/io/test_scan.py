@@ -1,0 +1,96 @@
+"""Archive scan: grouping, records, rejection reasons, crash isolation, streaming manifest."""
+
+import json
+import os
+
+import pytest
+
+from domainssl.io import scan as scan_mod
+from domainssl.io.scan import MANIFEST_KEYS, ScanTask, iter_tasks, read_manifest, scan_archive
+
+
+def _records(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_scan_demo_archive_records(demo_archive, tmp_path):
+    out = tmp_path / "m.jsonl"
+    summary = scan_archive(demo_archive["root"], out, jobs=2)
+    recs = _records(out)
+    assert all(set(MANIFEST_KEYS) <= set(r) for r in recs)
+    by_path = {os.path.relpath(r["path"], demo_archive["root"]): r for r in recs}
+    tiles = [r for p, r in by_path.items() if p.startswith("tiles")]
+    assert len(tiles) == 24 and all(r["status"] == "ok" for r in tiles)
+    t = tiles[0]
+    assert t["format"] == "geotiff" and t["shape"] == [4, 64, 64] and t["axes"] == "CYX"
+    assert t["channel_names"] == ["B02", "B03", "B04", "B08"] and t["spacing"] == [10.0, 10.0]
+    ct = by_path["medical/ct_head"]  # 24 slice files -> ONE series record
+    assert ct["status"] == "ok" and ct["format"] == "dicom" and ct["shape"] == [1, 24, 48, 48]
+    assert ct["spacing"] == pytest.approx([2.5, 0.8, 0.8]) and ct["series"]
+    nii = by_path["medical/brain_t1.nii.gz"]
+    assert nii["status"] == "ok" and nii["axes"] == "CZYX"
+    zarr = by_path["microscopy/cells.ome.zarr"]
+    assert zarr["status"] == "ok" and zarr["channel_names"] == ["DAPI", "GFP"]
+    broken = by_path["broken/truncated.tif"]
+    assert broken["status"] == "rejected" and broken["reason"]
+    assert summary.ok == 27 and summary.rejected == 1
+    assert summary.by_format["geotiff"] == 24
+    assert "1 rejected" in str(summary)
+
+
+def test_in_process_scan_gives_the_same_records(demo_archive, tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    scan_archive(demo_archive["root"], a, jobs=0)
+    scan_archive(demo_archive["root"], b, jobs=2)
+    key = lambda r: (r["path"], r.get("series") or "")
+    assert sorted(_records(a), key=key) == sorted(_records(b), key=key)
+
+
+def test_glob_and_sidecars(demo_archive, tmp_path):
+    tiles = demo_archive["tiles"]
+    open(os.path.join(tiles, "notes.txt"), "w").write("not an image")
+    try:
+        summary = scan_archive(os.path.join(tiles, "tile_0000*.tif"), tmp_path / "g.jsonl", jobs=0)
+        assert summary.ok == 10 and summary.rejected == 0
+        summary = scan_archive(tiles, tmp_path / "t.jsonl", jobs=0)
+        assert summary.ignored == 1 and summary.ok == 24
+    finally:
+        os.remove(os.path.join(tiles, "notes.txt"))
+
+
+def test_unknown_and_missing(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"\x00" * 300)
+    summary = scan_archive(tmp_path, tmp_path / "out" / "m.jsonl", jobs=0)
+    rec = _records(tmp_path / "out" / "m.jsonl")[0]
+    assert rec["status"] == "rejected" and "unknown format" in rec["reason"]
+    assert summary.ok == 0
+    with pytest.raises(ValueError, match="no such"):
+        list(iter_tasks(tmp_path / "nope"))
+
+
+def test_a_crashing_decoder_does_not_end_the_scan(demo_archive, tmp_path, monkeypatch):
+    real = scan_mod._scan_task
+
+    def crashing(task: ScanTask):
+        if task.path.endswith("tile_00003.tif"):
+            os._exit(3)  # what a segfaulting decoder looks like to the pool
+        return real(task)
+
+    monkeypatch.setattr(scan_mod, "_scan_task", crashing)
+    out = tmp_path / "crash.jsonl"
+    summary = scan_archive(demo_archive["tiles"], out, jobs=2)
+    recs = {os.path.basename(r["path"]): r for r in _records(out)}
+    assert len(recs) == 24
+    assert recs["tile_00003.tif"]["status"] == "rejected"
+    assert "crashed" in recs["tile_00003.tif"]["reason"]
+    assert summary.ok == 23
+
+
+def test_read_manifest_filters_and_reports_bad_lines(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"path": "a", "status": "ok"}\n{"path": "b", "status": "rejected"}\n')
+    assert [r["path"] for r in read_manifest(path)] == ["a"]
+    assert len(list(read_manifest(path, status=None))) == 2
+    path.write_text('{"path": "a", "status": "ok"}\nnot json\n')
+    with pytest.raises(ValueError, match=":2:"):
+        list(read_manifest(path))
