@@ -237,56 +237,104 @@ def read_header(path) -> DicomHeader:
             `NOT_AN_IMAGE`), or truncated pixel data.
     """
     import pydicom
-    from pydicom.uid import UID
 
     path = str(path)
+    caught: list = []
     try:
         file_size = os.path.getsize(path)
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, warnings.catch_warnings(record=True) as caught:
+            # pydicom reports malformed values and an end of file inside the header as
+            # warnings: keep them out of scan output, and turn the end of file into an error
+            warnings.simplefilter("always")
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-            stop = fh.tell()
-            meta = getattr(ds, "file_meta", None)
-            ts = UID(str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
-            if not ts:
-                # no file meta (raw dataset): fall back to what pydicom detected
-                implicit, little = ds.original_encoding
-                implicit = True if implicit is None else implicit
-                little = True if little is None else little
-                ts = UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")
-            else:
-                implicit, little = ts.is_implicit_VR, ts.is_little_endian
-            element = None if ts.is_deflated else _pixel_element(fh, stop, little, implicit)
-            if "Rows" not in ds or "Columns" not in ds:
-                raise ImageReadError(path, f"{NOT_AN_IMAGE}: no Rows/Columns (a DICOMDIR, report "
-                                     "or other non-image object)")
-            if not ts.is_deflated and (element is None or element[0] != PIXEL_DATA_TAG):
-                raise ImageReadError(path, f"{NOT_AN_IMAGE}: no (7FE0,0010) Pixel Data element "
-                                     "(float pixel data and pixel-less objects are not read)")
-            header = _header_from_dataset(ds, path, ts)
-            if element is not None:
-                _, value_offset, length = element
-                if length == 0xFFFFFFFF:
-                    _check_fragments(fh, path, value_offset, file_size, little)
-                else:
-                    expected = header.frame_nbytes * header.n_frames
-                    if header.bits_allocated == 1:
-                        expected = (header.rows * header.cols * header.n_frames + 7) // 8
-                    if value_offset + expected > file_size:
-                        raise ImageReadError(path, f"truncated: pixel data needs {expected} bytes at "
-                                             f"offset {value_offset}, the file has "
-                                             f"{file_size - value_offset}")
-                    if length < expected:
-                        raise ImageReadError(path, f"pixel data element holds {length} bytes, "
-                                             f"{header.rows}x{header.cols}x{header.samples} × "
-                                             f"{header.n_frames} frames at {header.bits_allocated} "
-                                             f"bits needs {expected}")
-                    if header.bits_allocated in (8, 16, 32, 64) and not ts.is_encapsulated:
-                        header.pixel_offset = value_offset
+            header = _parse_opened(ds, fh, path, file_size)
+        _raise_if_eof(path, caught)
     except ImageReadError:
+        _raise_if_eof(path, caught)
         raise
     except Exception as exc:  # pydicom raises many types for corrupt input; name the file
+        _raise_if_eof(path, caught)
         raise ImageReadError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     return header
+
+
+def _raise_if_eof(path: str, caught) -> None:
+    eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
+    if eof:
+        raise ImageReadError(path, f"truncated header ({eof[0]})")
+
+
+def _parse_opened(ds, fh, path: str, file_size: int) -> DicomHeader:
+    """Classify a header-only dataset, locate and size-check its pixel data (see read_header)."""
+    from pydicom.uid import UID
+
+    stop = fh.tell()
+    meta = getattr(ds, "file_meta", None)
+    ts = UID(str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
+    if not ts:
+        # no file meta (raw dataset): fall back to what pydicom detected
+        implicit, little = ds.original_encoding
+        implicit = True if implicit is None else implicit
+        little = True if little is None else little
+        ts = UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")
+    else:
+        implicit, little = ts.is_implicit_VR, ts.is_little_endian
+    element = None if ts.is_deflated else _pixel_element(fh, stop, little, implicit)
+    if (meta is None or "TransferSyntaxUID" not in meta) and not (
+            "SOPClassUID" in ds or "Rows" in ds):
+        # force=True parses any bytes; without file meta and core elements it is not DICOM
+        raise ImageReadError(path, "not a readable DICOM file (no transfer syntax in a file "
+                             "meta header and no SOPClassUID/Rows: not DICOM, or cut off "
+                             "inside its header)")
+    has_pixels = ts.is_deflated or (element is not None and element[0] == PIXEL_DATA_TAG)
+    if not has_pixels or "Rows" not in ds or "Columns" not in ds:
+        sop_classes = _sop_classes(ds)
+        name = next((uid.name for uid in sop_classes if uid.name != str(uid)),
+                    "unknown SOP class")
+        if _expects_pixels(sop_classes):
+            # an image object without its pixel data was cut off (pydicom stops quietly
+            # at the end of a file when an element's value is short)
+            raise ImageReadError(path, f"truncated or corrupt: a {name} file "
+                                 f"without {'Rows/Columns' if has_pixels else 'Pixel Data'} "
+                                 f"(header parsed up to byte {stop} of {file_size})")
+        raise ImageReadError(path, f"{NOT_AN_IMAGE}: {name} "
+                             "without (7FE0,0010) Pixel Data (a DICOMDIR, report, "
+                             "presentation state or other non-image object)")
+    header = _header_from_dataset(ds, path, ts)
+    if element is not None:
+        _, value_offset, length = element
+        if length == 0xFFFFFFFF:
+            _check_fragments(fh, path, value_offset, file_size, little)
+        else:
+            expected = header.frame_nbytes * header.n_frames
+            if header.bits_allocated == 1:
+                expected = (header.rows * header.cols * header.n_frames + 7) // 8
+            if value_offset + expected > file_size:
+                raise ImageReadError(path, f"truncated: pixel data needs {expected} bytes at "
+                                     f"offset {value_offset}, the file has "
+                                     f"{file_size - value_offset}")
+            if length < expected:
+                raise ImageReadError(path, f"pixel data element holds {length} bytes, "
+                                     f"{header.rows}x{header.cols}x{header.samples} × "
+                                     f"{header.n_frames} frames at {header.bits_allocated} "
+                                     f"bits needs {expected}")
+            if header.bits_allocated in (8, 16, 32, 64) and not ts.is_encapsulated:
+                header.pixel_offset = value_offset
+    return header
+
+
+def _sop_classes(ds) -> list:
+    """SOP Class UIDs of a header-only dataset: the dataset's and the file meta's (either may be absent)."""
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    values = [ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID") if meta is not None else None]
+    return [UID(str(v)) for v in values if v]
+
+
+def _expects_pixels(sop_classes) -> bool:
+    """True when any SOP class always carries Pixel Data (image storage, segmentation)."""
+    return any("Image Storage" in uid.name or uid.name.startswith("Segmentation") for uid in sop_classes)
 
 
 def _header_from_dataset(ds, path: str, ts) -> DicomHeader:
