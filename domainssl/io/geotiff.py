@@ -267,8 +267,12 @@ class GeoTiffImage(LazyImage):
                     n += 1
                 path = self._paths[fi]
                 try:
-                    out[c - c0:c - c0 + n] = self._dataset(fi).read(
-                        list(range(first_band, first_band + n)), window=window)
+                    bands = list(range(first_band, first_band + n))
+                    if self._infos[fi].dtype == out.dtype:
+                        # straight into the output slice (contiguous along the band axis)
+                        self._dataset(fi).read(bands, window=window, out=out[c - c0:c - c0 + n])
+                    else:  # a stack of files of mixed dtypes: rasterio's out= needs the file dtype
+                        out[c - c0:c - c0 + n] = self._dataset(fi).read(bands, window=window)
                 except ImageReadError:
                     raise
                 except Exception as exc:

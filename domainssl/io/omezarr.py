@@ -64,6 +64,9 @@ class OmeZarrImage(LazyImage):
             ome = attrs
             version = None
         multiscales = ome.get("multiscales")
+        if not multiscales and "bioformats2raw.layout" in ome:
+            raise ImageReadError(url, "a bioformats2raw container (one image per numbered "
+                                 f"subgroup): open {url.rstrip('/')}/0 (or /1, ...) instead")
         if not multiscales:
             raise ImageReadError(url, "no OME-NGFF 'multiscales' metadata in the group attributes "
                                  f"(found keys {sorted(attrs)}); is this a plain zarr group or an "

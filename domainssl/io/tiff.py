@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,23 +45,26 @@ def normalize_unit(unit: Any) -> str | None:
 
 @contextmanager
 def _tifffile_warnings():
-    """Collect what tifffile logs while it parses a file (it logs, not raises, on corrupt IFDs)."""
+    """Collect what tifffile logs in this thread while it parses a file.
+
+    tifffile logs (instead of raising) when an IFD or ImageJ/OME metadata is corrupt and then
+    falls back to a different, wrong series; the messages tell us the file is damaged.
+    """
     records: list[str] = []
+    thread = threading.get_ident()
 
     class _Collect(logging.Handler):
         def emit(self, record):
-            records.append(record.getMessage())
+            if record.thread == thread:  # the archive scan may parse other files in other threads
+                records.append(record.getMessage())
 
     logger = logging.getLogger("tifffile")
     handler = _Collect(level=logging.WARNING)
-    old_propagate = logger.propagate
     logger.addHandler(handler)
-    logger.propagate = False  # the warnings become part of our error message instead
     try:
         yield records
     finally:
         logger.removeHandler(handler)
-        logger.propagate = old_propagate
 
 
 def _fatal(messages: list[str]) -> list[str]:

@@ -193,3 +193,32 @@ def test_errors_name_the_file(tmp_path, s2_cog):
     with pytest.raises(ImageReadError, match="cut.tif"):
         img = open_geotiff(bad)
         img.read()
+
+
+def test_stack_names_from_descriptions_then_stems(tmp_path):
+    a = np.full((1, 6, 8), 3, np.uint8)
+    b = np.arange(48, dtype=np.uint16).reshape(1, 6, 8)
+    two = np.stack([a[0].astype(np.uint16) + 100, b[0] + 200])
+    pa = write_geotiff(tmp_path / "red.tif", a, descriptions=["Red"])
+    pb = write_geotiff(tmp_path / "nir.tif", b)
+    p2 = write_geotiff(tmp_path / "pair.tif", two)
+    img = open_image([pa, pb, p2])
+    assert img.channel_names == ["Red", "nir", "pair_B1", "pair_B2"]
+    assert img.dtype == np.uint16  # mixed uint8 + uint16 files promote
+    np.testing.assert_array_equal(img.read(), np.concatenate([a.astype(np.uint16), b, two]))
+    np.testing.assert_array_equal(img.read((slice(1, 3), slice(2, 5))), np.concatenate([b, two[:1]])[:, 2:5])
+    assert img.path == str(pa) and img.meta["files"] == [str(pa), str(pb), str(p2)]
+
+
+def test_sentinel2_band_files_nodata_mask(geo):
+    folder = geo / "s2_l2a_T29RKH_20200219_cogs"
+    files = [folder / f"{b}.tif" for b in ["B02", "B03", "B04", "B08"]]
+    img = open_image(files)
+    stack = []
+    for f in files:
+        with rasterio.open(f) as ds:
+            stack.append(ds.read(1))
+    stack = np.stack(stack)
+    assert img.meta["nodata"] == 0
+    mask = img.read_mask()
+    np.testing.assert_array_equal(mask, (stack != 0).all(axis=0))
