@@ -126,6 +126,13 @@ class DicomImage(LazyImage):
             meta["note"] = "MONOCHROME1: low values display bright; values are not inverted"
         super().__init__(source, shape, axes, spacing, units, channel_names, np.float32, meta)
 
+    def describe(self) -> dict:
+        """Header facts for the manifest, plus `series` (the SeriesInstanceUID) so that a
+        folder holding several series can be reopened with `open_image(path, series=...)`."""
+        out = super().describe()
+        out["series"] = self.meta["series_uid"]
+        return out
+
     # -- pixels -------------------------------------------------------------
     def _read(self, bounds: list[tuple[int, int]]) -> np.ndarray:
         if self.axes == "CZYX":

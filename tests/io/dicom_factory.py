@@ -35,14 +35,16 @@ def write_slice(path: Path, stored: np.ndarray, *, series_uid: str, position=(0.
                 slope: float = 1.0, intercept: float = -1024.0, modality: str = "CT",
                 description: str = "", study_uid: str | None = None, sop_uid: str | None = None,
                 bits_stored: int | None = None, raw_pixel_bytes: bytes | None = None,
-                compress_rle: bool = False) -> Path:
+                compress_rle: bool = False, implicit_vr: bool = False) -> Path:
     """Write one single-frame slice; `stored` is (rows, cols) int16/uint16 stored values.
 
     `raw_pixel_bytes` replaces the pixel bytes verbatim (e.g. values with garbage in the
-    unused high bits); `compress_rle` encodes with RLE Lossless (pydicom's own encoder).
+    unused high bits); `compress_rle` encodes with RLE Lossless (pydicom's own encoder);
+    `implicit_vr` writes Implicit VR Little Endian instead of Explicit.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+    from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                             RLELossless, generate_uid)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
@@ -68,6 +70,8 @@ def write_slice(path: Path, stored: np.ndarray, *, series_uid: str, position=(0.
         ds.PixelData = raw_pixel_bytes
     if compress_rle:
         ds.compress(RLELossless, generate_instance_uid=False)
+    if implicit_vr:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
     ds.save_as(path, enforce_file_format=True)
     return Path(path)
 
@@ -151,5 +155,33 @@ def write_encapsulated(path: Path, transfer_syntax: str, *, rows: int = 8, cols:
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.PixelData = encapsulate([b"\x00" * 16])
     ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)
+
+
+def write_colour(path: Path, stored: np.ndarray, photometric: str, *, palette: np.ndarray | None = None) -> Path:
+    """A single-frame secondary-capture colour file.
+
+    `stored` is (rows, cols, 3) uint8 for "RGB"/"YBR_FULL", or (rows, cols) uint8 indices for
+    "PALETTE COLOR" with `palette` a (256, 3) uint16 table (red, green, blue).
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.set_pixel_data(np.ascontiguousarray(stored), photometric, 8)
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if palette is not None:
+        for channel, colour in enumerate(("Red", "Green", "Blue")):
+            setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [len(palette), 0, 16])
+            setattr(ds, f"{colour}PaletteColorLookupTableData",
+                    palette[:, channel].astype("<u2").tobytes())
     ds.save_as(path, enforce_file_format=True)
     return Path(path)

@@ -212,6 +212,10 @@ def test_two_series_in_one_folder(tmp_path):
     for generated in (a, b):
         image = open_image(tmp_path, series=generated.uid)
         np.testing.assert_array_equal(image.read()[0], generated.hu)
+        described = image.describe()
+        assert described["series"] == generated.uid and described["path"] == str(tmp_path)
+        reopened = open_image(described["path"], series=described["series"])
+        assert reopened.shape == image.shape
     with pytest.raises(ImageReadError, match="not found"):
         open_image(tmp_path, series="1.2.3")
 
@@ -319,6 +323,19 @@ def test_unused_high_bits_match_pydicom(tmp_path):
     expected = pydicom.dcmread(path).pixel_array
     np.testing.assert_array_equal(expected, stored)
     np.testing.assert_array_equal(open_image(path).read()[0], stored)
+
+
+def test_implicit_vr_file_reads_at_the_right_offset(tmp_path):
+    import pydicom
+
+    stored = np.arange(-60, 60, dtype=np.int16).reshape(10, 12)
+    path = factory.write_slice(tmp_path / "implicit.dcm", stored, series_uid="1.2.3.5", implicit_vr=True,
+                               slope=2.0, intercept=-10.0)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    image = open_image(path)
+    assert image.headers[0].pixel_offset is not None  # the seek path, not the decoder
+    np.testing.assert_array_equal(image.read()[0], stored * 2.0 - 10.0)
+    np.testing.assert_array_equal(image.read((ALL, slice(3, 7), slice(5, 9)))[0], stored[3:7, 5:9] * 2.0 - 10.0)
 
 
 def test_truncated_pixel_data_names_the_file(tmp_path):
@@ -462,3 +479,42 @@ def test_corrupt_compressed_pixels_are_an_image_read_error(tmp_path):
     with pytest.raises(ImageReadError, match="cannot decode pixel data") as err:
         image.read()
     assert err.value.path == str(path)
+
+
+def test_ybr_full_is_converted_to_rgb(tmp_path):
+    import pydicom
+
+    rng = np.random.default_rng(7)
+    ybr = rng.integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+    path = factory.write_colour(tmp_path / "ybr.dcm", ybr, "YBR_FULL")
+    image = open_image(path)
+    assert image.shape == (3, 9, 7) and image.channel_names == ["R", "G", "B"]
+    rgb = pydicom.pixels.convert_color_space(ybr, "YBR_FULL", "RGB")
+    np.testing.assert_array_equal(image.read(), np.moveaxis(rgb, -1, 0))
+    assert not np.array_equal(rgb, ybr)
+    np.testing.assert_array_equal(image.read((slice(0, 2), slice(3, 8), slice(1, 6))),
+                                  np.moveaxis(rgb, -1, 0)[0:2, 3:8, 1:6])
+
+
+def test_palette_colour_is_applied(tmp_path):
+    rng = np.random.default_rng(8)
+    palette = rng.integers(0, 65536, size=(256, 3)).astype(np.uint16)
+    index = rng.integers(0, 256, size=(6, 5), dtype=np.uint8)
+    path = factory.write_colour(tmp_path / "pal.dcm", index, "PALETTE COLOR", palette=palette)
+    image = open_image(path)
+    assert image.shape == (3, 6, 5) and image.channel_names == ["R", "G", "B"]
+    expected = np.moveaxis(palette[index], -1, 0)
+    np.testing.assert_array_equal(image.read(), expected)
+    np.testing.assert_array_equal(image.read((slice(2, 3), slice(1, 4), slice(2, 5))), expected[2:3, 1:4, 2:5])
+
+
+def test_multi_frame_file_inside_a_series_is_an_error(tmp_path, shared_data):
+    import shutil
+
+    emri = shared_data / "dicom" / "single" / "emri_small.dcm"
+    generated = factory.write_series(tmp_path, n=2, series_uid="1.2.826.0.1.3680043.2.1143."
+                                     "3712364435022872412969836992152438492")
+    shutil.copy(emri, tmp_path / "emri.dcm")
+    with pytest.raises(ImageReadError, match="multi-frame"):
+        open_image(tmp_path)
+    assert len(generated.files) == 2
