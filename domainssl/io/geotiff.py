@@ -28,10 +28,33 @@ _LINEAR_UNITS = {"metre": "m", "meter": "m", "m": "m", "foot": "ft", "us survey 
                  "kilometre": "km"}
 
 
+_cache_limited_pid: int | None = None
+
+
+def limit_gdal_cache(nbytes: int = GDAL_CACHEMAX_BYTES) -> None:
+    """Cap GDAL's block cache for this process, once, unless the user set GDAL_CACHEMAX.
+
+    A process-wide setting rather than a `rasterio.Env` around every read: entering an Env per
+    patch costs ~10% of a 256² window read, and outside an Env GDAL falls back to its large
+    default (5% of RAM per process). Set the GDAL_CACHEMAX environment variable to override.
+    """
+    global _cache_limited_pid
+    if _cache_limited_pid == os.getpid():
+        return
+    _cache_limited_pid = os.getpid()
+    if "GDAL_CACHEMAX" in os.environ:
+        return
+    from rasterio.env import set_gdal_config
+
+    set_gdal_config("GDAL_CACHEMAX", int(nbytes))
+
+
 def _env():
+    """The GDAL options for opening files: no sibling-file listing (a COG needs none)."""
     import rasterio
 
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_BYTES, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR")
+    limit_gdal_cache()
+    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR")
 
 
 def _crs_string(crs) -> str | None:
@@ -159,7 +182,7 @@ class GeoTiffImage(LazyImage):
         self._raw_dtype = np.dtype(raw_dtype)
         self._handles: dict[int, Any] | None = None
         self._pid = None
-        self._last: tuple | None = None  # (bounds, raw block): read then read_mask reuse one read
+        self._last: tuple | None = None  # (bounds, nodata mask) of the last read, see _read
 
         names = self._channel_names(infos)
         spacing, units = _spacing_units(ref.crs, ref.transform)
@@ -221,7 +244,8 @@ class GeoTiffImage(LazyImage):
         ds = handles.get(fi)
         if ds is None:
             try:
-                ds = _open_dataset(self._paths[fi], self._level)
+                with _env():
+                    ds = _open_dataset(self._paths[fi], self._level)
                 if self._resampled[fi]:
                     from rasterio.enums import Resampling
                     from rasterio.vrt import WarpedVRT
@@ -250,53 +274,38 @@ class GeoTiffImage(LazyImage):
     # -- reading ----------------------------------------------------------
     def _read_raw(self, bounds) -> np.ndarray:
         """Stored values of `bounds` as `(C, Y, X)` in the file dtype (no scale/offset)."""
-        if self._last is not None and self._last[0] == bounds:
-            return self._last[1]
         from rasterio.windows import Window
 
         (c0, c1), (y0, y1), (x0, x1) = bounds
         window = Window(x0, y0, x1 - x0, y1 - y0)
         out = np.empty((c1 - c0, y1 - y0, x1 - x0), dtype=self._raw_dtype)
-        # group consecutive bands of the same file into one read
         c = c0
-        with _env():
-            while c < c1:
-                fi, first_band = self._band_map[c]
-                n = 1
-                while c + n < c1 and self._band_map[c + n][0] == fi:
-                    n += 1
-                path = self._paths[fi]
-                try:
-                    bands = list(range(first_band, first_band + n))
-                    if self._infos[fi].dtype == out.dtype:
-                        # straight into the output slice (contiguous along the band axis)
-                        self._dataset(fi).read(bands, window=window, out=out[c - c0:c - c0 + n])
-                    else:  # a stack of files of mixed dtypes: rasterio's out= needs the file dtype
-                        out[c - c0:c - c0 + n] = self._dataset(fi).read(bands, window=window)
-                except ImageReadError:
-                    raise
-                except Exception as exc:
-                    raise ImageReadError(path, f"window read {window} failed ({exc})") from exc
-                c += n
-        self._last = (bounds, out)
+        while c < c1:
+            # consecutive bands of one file are one read
+            fi, first_band = self._band_map[c]
+            n = 1
+            while c + n < c1 and self._band_map[c + n][0] == fi:
+                n += 1
+            bands = list(range(first_band, first_band + n))
+            try:
+                ds = self._dataset(fi)
+                if self._infos[fi].dtype == out.dtype:
+                    # straight into the output slice (contiguous along the band axis)
+                    ds.read(bands, window=window, out=out[c - c0:c - c0 + n])
+                else:  # a stack of files of mixed dtypes: rasterio's out= needs the file dtype
+                    out[c - c0:c - c0 + n] = ds.read(bands, window=window)
+            except ImageReadError:
+                raise
+            except Exception as exc:
+                raise ImageReadError(self._paths[fi], f"window read {window} failed ({exc})") from exc
+            c += n
         return out
 
-    def _read(self, bounds) -> np.ndarray:
-        raw = self._read_raw(bounds)
-        if not self._apply_scale:
-            return raw
-        c0, c1 = bounds[0]
-        scale = self._scale[c0:c1, None, None].astype(np.float32)
-        offset = self._offset[c0:c1, None, None].astype(np.float32)
-        return raw.astype(np.float32) * scale + offset
-
-    def _read_mask(self, bounds) -> np.ndarray | None:
-        c0, c1 = bounds[0]
-        nodata = self._nodata[c0:c1]
-        use_masks = self._mask_bands[c0:c1]
-        if all(v is None for v in nodata) and not any(use_masks):
+    def _nodata_valid(self, raw: np.ndarray, c0: int) -> np.ndarray | None:
+        """True where no band of `raw` (bands c0.. of the image) holds its nodata value."""
+        nodata = self._nodata[c0:c0 + raw.shape[0]]
+        if all(v is None for v in nodata):
             return None
-        raw = self._read_raw(bounds)
         valid = np.ones(raw.shape[1:], dtype=bool)
         for i, nd in enumerate(nodata):
             if nd is None:
@@ -305,16 +314,42 @@ class GeoTiffImage(LazyImage):
                 valid &= ~np.isnan(raw[i])
             else:
                 valid &= raw[i] != nd
+        return valid
+
+    def _read(self, bounds) -> np.ndarray:
+        raw = self._read_raw(bounds)
+        c0, c1 = bounds[0]
+        # samplers call read_mask right after read: keep the (small) mask of this region so that
+        # call does not decode the window again; the data itself is never cached
+        self._last = (bounds, self._nodata_valid(raw, c0))
+        if not self._apply_scale:
+            return raw
+        scale = self._scale[c0:c1, None, None].astype(np.float32)
+        offset = self._offset[c0:c1, None, None].astype(np.float32)
+        return raw.astype(np.float32) * scale + offset
+
+    def _read_mask(self, bounds) -> np.ndarray | None:
+        c0, c1 = bounds[0]
+        use_masks = self._mask_bands[c0:c1]
+        if all(v is None for v in self._nodata[c0:c1]) and not any(use_masks):
+            return None
+        if self._last is not None and self._last[0] == bounds:
+            valid = self._last[1]
+            self._last = None  # handed out once: the caller may modify it
+        else:
+            valid = self._nodata_valid(self._read_raw(bounds), c0)
+        if valid is None:
+            valid = np.ones((bounds[1][1] - bounds[1][0], bounds[2][1] - bounds[2][0]), dtype=bool)
         if any(use_masks):
+            # GDAL per-dataset masks and alpha bands (nodata is handled above without a second read)
             from rasterio.windows import Window
 
             (y0, y1), (x0, x1) = bounds[1], bounds[2]
             window = Window(x0, y0, x1 - x0, y1 - y0)
-            with _env():
-                for i, use in enumerate(use_masks):
-                    if use:
-                        fi, band = self._band_map[c0 + i]
-                        valid &= self._dataset(fi).read_masks(band, window=window) > 0
+            for i, use in enumerate(use_masks):
+                if use:
+                    fi, band = self._band_map[c0 + i]
+                    valid &= self._dataset(fi).read_masks(band, window=window) > 0
         return valid
 
 

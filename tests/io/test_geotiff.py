@@ -1,6 +1,7 @@
 """GeoTIFF/COG reader: real Sentinel-2 and Landsat files plus generated edge cases."""
 
 import math
+import os
 import pickle
 
 import numpy as np
@@ -222,3 +223,28 @@ def test_sentinel2_band_files_nodata_mask(geo):
     assert img.meta["nodata"] == 0
     mask = img.read_mask()
     np.testing.assert_array_equal(mask, (stack != 0).all(axis=0))
+
+
+def test_mask_after_read_is_fresh_each_time(tmp_path):
+    data = np.ones((2, 10, 10), np.uint16)
+    data[1, 4, 4] = 0
+    img = open_image(write_geotiff(tmp_path / "m.tif", data, nodata=0))
+    img.read()
+    first = img.read_mask()  # served from the read just made
+    expected = np.ones((10, 10), bool)
+    expected[4, 4] = False
+    np.testing.assert_array_equal(first, expected)
+    first[:] = False  # a caller modifying its mask must not change the next answer
+    np.testing.assert_array_equal(img.read_mask(), expected)
+
+
+def test_gdal_cache_is_capped(s2_cog, monkeypatch):
+    from rasterio.env import get_gdal_config
+
+    from domainssl.io import geotiff
+
+    if "GDAL_CACHEMAX" in os.environ:
+        pytest.skip("GDAL_CACHEMAX set by the user: the reader leaves it alone")
+    monkeypatch.setattr(geotiff, "_cache_limited_pid", None)
+    open_image(s2_cog).read((slice(0, 1), slice(0, 8), slice(0, 8)))
+    assert int(get_gdal_config("GDAL_CACHEMAX")) == geotiff.GDAL_CACHEMAX_BYTES
