@@ -4,7 +4,7 @@ Names are re-exported lazily so that `import domainssl` does not import torch.
 
     enc = load_encoder("ENCODER_DIR")                    # eval mode, enc.card
     labeled = load_labeled("labels.csv")                 # CSV path,label[,split] or folder per class
-    results = run_fewshot(enc, labeled, shots=[1, 5, 10], seeds=5)
+    rows, meta = compare_encoders("ENCODER_DIR", labeled.with_split(), shots=[1, 5, 10], seeds=5)
 """
 
 _EXPORTS = {
@@ -17,6 +17,19 @@ _EXPORTS = {
     "export_encoder": "encoder_io",
     "load_encoder": "encoder_io",
     "WeightsMismatchError": "encoder_io",
+    "load_labeled": "labeled",
+    "from_arrays": "labeled",
+    "LabeledSet": "labeled",
+    "load_shared_set": "labeled_sets",
+    "run_fewshot": "fewshot",
+    "Candidate": "fewshot",
+    "compare_encoders": "evaluate",
+    "linear_probe": "probes",
+    "knn_predict": "probes",
+    "finetune_predict": "finetune",
+    "format_table": "report",
+    "write_results": "report",
+    "plot_results": "report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,93 @@
+"""Few-label transfer of an exported encoder, against the same architecture randomly initialised.
+
+For each k in --shots, k labels per class are drawn --seeds times; a linear probe (logistic
+regression on standardised frozen features), a cosine kNN and/or full fine-tuning are scored on the
+test split. Prints a label-efficiency table and writes results.json, results.csv and results.png.
+
+Labels: a CSV `path,label[,split][,z0,z1,y0,y1,x0,x1]` (paths relative to the CSV, any format
+domainssl reads), a folder per class (ROOT/<class>/* or ROOT/{train,test}/<class>/*), or one of
+the public sets by name (shared:pneumoniamnist, shared:coffee, shared:jurkat; see datasets/).
+Without a split column, a stratified split with --test-fraction and --split-seed is used.
+
+Example:
+  domainssl probe runs/ct_enc --data labels.csv --shots 1,5,10,all --mode linear,knn --out probe_ct
+  domainssl probe enc --data shared:jurkat --channel-map Ch3=bf,Ch4=dna,Ch6=df --out probe_jurkat
+"""
+
+from __future__ import annotations
+
+HELP = "few-label transfer: linear probe / kNN / fine-tune vs random init, table + plot"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("encoder_dir", help="exported encoder directory (from `domainssl export`)")
+    parser.add_argument("--data", required=True,
+                        help="labels CSV, folder per class, or shared:NAME (pneumoniamnist|coffee|jurkat)")
+    parser.add_argument("--out", required=True, help="report directory (results.json/.csv/.png)")
+    parser.add_argument("--shots", default="1,5,10,all", help="labels per class, comma separated (default %(default)s)")
+    parser.add_argument("--seeds", type=int, default=5, help="draws per shots value (default %(default)s)")
+    parser.add_argument("--mode", default="linear",
+                        help="comma-separated subset of linear,knn,finetune (default %(default)s)")
+    parser.add_argument("--knn-k", type=int, default=20, help="neighbours for kNN (default %(default)s)")
+    parser.add_argument("--linear-c", type=float, default=1.0, help="inverse L2 strength of the linear probe")
+    parser.add_argument("--finetune-steps", type=int, default=100, help="optimizer steps per fine-tune")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="encoder learning rate for fine-tuning")
+    parser.add_argument("--layer-decay", type=float, default=0.75, help="layer-wise LR decay for ViTs")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="ENCODER_DIR",
+                        help="more encoder directories to put in the same table")
+    parser.add_argument("--no-random-init", action="store_true", help="skip the random-init baseline")
+    parser.add_argument("--channel-map", default=None,
+                        help="data channels for the encoder's channels: indices in encoder order "
+                             "('2,1,0') or ENCODER=DATA name pairs ('B04=red,B03=green')")
+    parser.add_argument("--normalization", choices=["card", "data"], default="card",
+                        help="card: pretraining statistics (checked against the data); data: the "
+                             "labeled training images' own statistics")
+    parser.add_argument("--resize", choices=["resize", "crop"], default=None,
+                        help="fit images to the encoder input size by interpolation or centre crop/pad")
+    parser.add_argument("--test-fraction", type=float, default=0.3, help="test share of a generated split")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of a generated split")
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default OUT/feature_cache)")
+    parser.add_argument("--batch-size", type=int, default=256, help="feature extraction batch size")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+
+
+def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
+    """A `LabeledSet` with a split from a CSV, a folder or `shared:NAME`."""
+    from ..transfer.labeled import load_labeled
+    from ..transfer.labeled_sets import load_shared_set
+
+    if spec.startswith("shared:"):
+        return load_shared_set(spec.split(":", 1)[1])
+    return load_labeled(spec).with_split(test_fraction, split_seed)
+
+
+def run(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from ..transfer.card import CardError, CardMismatchError
+    from ..transfer.encoder_io import WeightsMismatchError
+    from ..transfer.evaluate import compare_encoders
+    from ..transfer.fewshot import parse_shots
+    from ..transfer.labeled import LabeledDataError
+    from ..transfer.report import format_table, plot_results, write_results
+
+    out = Path(args.out)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    try:
+        shots = parse_shots(args.shots)
+        labeled = load_labels(args.data, args.test_fraction, args.split_seed)
+        rows, meta = compare_encoders(
+            args.encoder_dir, labeled, shots=shots, seeds=args.seeds, modes=modes, others=args.compare,
+            random_init=not args.no_random_init, channel_map=args.channel_map,
+            normalization=args.normalization, resize=args.resize, knn_k=args.knn_k, linear_c=args.linear_c,
+            finetune_kw={"steps": args.finetune_steps, "lr": args.finetune_lr, "layer_decay": args.layer_decay},
+            cache_dir=args.cache_dir or out / "feature_cache", batch_size=args.batch_size, device=args.device)
+    except (CardError, CardMismatchError, WeightsMismatchError, LabeledDataError, ValueError) as exc:
+        print(f"domainssl probe: error: {exc}", file=sys.stderr)
+        return 2
+    paths = write_results(rows, out, meta)
+    plot = plot_results(rows, out / "results.png", title=f"{labeled.name}: {meta['arch']}")
+    print(format_table(rows, title=f"Label efficiency on {labeled.name} (test split, {meta['seeds']} seeds)"))
+    print(f"wrote {paths['json']}, {paths['csv']}, {plot}")
+    return 0

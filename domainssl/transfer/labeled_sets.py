@@ -1,0 +1,116 @@
+"""Loaders for the three public labeled sets used to measure label efficiency.
+
+Each returns a `LabeledSet` with a fixed split (see datasets/*.md for the cards):
+    pneumoniamnist   PneumoniaMNIST 28×28 chest X-rays, 2 classes, official train/val/test split
+    coffee           Brazilian Coffee Scenes 64×64 SPOT tiles (green, red, NIR), 2 classes,
+                     stratified 70/30 split with seed 0
+    jurkat           Jurkat imaging flow cytometry 40×40, 3 channels, 4 classes G1/S/G2/M
+                     (prophase, metaphase, anaphase, telophase merged into M), stratified 70/30, seed 0
+
+The data are not shipped with domainssl; point `root` at a folder laid out as the files'
+sources give them (or set DOMAINSSL_SHARED_DATA to the folder that holds `labeled/`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .labeled import LabeledDataError, LabeledSet, from_arrays, stratified_split
+
+SHARED_SETS = ("pneumoniamnist", "coffee", "jurkat")
+
+
+def default_shared_root() -> Path:
+    """`$DOMAINSSL_SHARED_DATA/labeled`, or `../shared/data/labeled` beside the repository."""
+    env = os.environ.get("DOMAINSSL_SHARED_DATA")
+    base = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    return base / "labeled"
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise LabeledDataError(f"{path}: {what} not found; set DOMAINSSL_SHARED_DATA to the folder that "
+                               "holds labeled/ or pass its root explicitly")
+    return path
+
+
+def load_pneumoniamnist(root=None) -> LabeledSet:
+    """PneumoniaMNIST (`medmnist/pneumoniamnist.npz`): (N, 1, 28, 28) uint8, normal / pneumonia.
+
+    Uses the official train / val / test split (4707 / 524 / 624 images).
+    """
+    root = Path(root) if root else default_shared_root()
+    path = _need(root / "medmnist" / "pneumoniamnist.npz", "PneumoniaMNIST npz")
+    with np.load(path) as z:
+        parts = [(s, z[f"{s}_images"], z[f"{s}_labels"].reshape(-1)) for s in ("train", "val", "test")]
+    images = np.concatenate([p[1] for p in parts])[:, None]
+    labels = np.concatenate([p[2] for p in parts]).astype(int)
+    split = np.concatenate([[p[0]] * len(p[1]) for p in parts])
+    return from_arrays(images, labels, class_names=["normal", "pneumonia"], split=split,
+                       channel_names=["xray"], name="pneumoniamnist",
+                       info={"source": str(path), "split_rule": "official MedMNIST split"})
+
+
+def load_coffee(root=None, seed: int = 0, test_fraction: float = 0.3) -> LabeledSet:
+    """Brazilian Coffee Scenes: (2876, 3, 64, 64) uint8 SPOT tiles, coffee / noncoffee.
+
+    Labels come from `desc.txt` lines `<class>.<county>.<tile>` whose image is
+    `images/<county>.<tile>.jpg`. Channels are green, red, NIR (false colour; the order is
+    not documented by the source). Split: stratified 70/30 with `seed`.
+    """
+    from PIL import Image
+
+    root = Path(root) if root else default_shared_root()
+    base = _need(root / "brazilian_coffee_scenes", "Brazilian Coffee Scenes folder")
+    lines = [ln.strip() for ln in _need(base / "desc.txt", "desc.txt").read_text().splitlines() if ln.strip()]
+    images, labels, counties = [], [], []
+    for line in lines:
+        cls, rest = line.split(".", 1)
+        path = base / "images" / f"{rest}.jpg"
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))  # the JPEGs store the 3 bands as RGB planes
+        images.append(arr.transpose(2, 0, 1))
+        labels.append(cls)
+        counties.append(rest.split(".", 1)[0])
+    names = sorted(set(labels))
+    y = np.array([names.index(c) for c in labels])
+    return from_arrays(np.stack(images), y, class_names=names, split=stratified_split(y, test_fraction, seed),
+                       channel_names=["green", "red", "nir"], name="coffee",
+                       info={"source": str(base), "split_rule": f"stratified {1 - test_fraction:.0%}/"
+                             f"{test_fraction:.0%}, seed {seed}", "counties": sorted(set(counties))})
+
+
+JURKAT_MERGE = {"G1": "G1", "S_phase": "S", "G2": "G2", "Prophase": "M", "Metaphase": "M",
+                "Anaphase": "M", "Telophase": "M"}
+
+
+def load_jurkat(root=None, seed: int = 0, test_fraction: float = 0.3) -> LabeledSet:
+    """Jurkat cell cycle (imaging flow cytometry): (3418, 3, 40, 40) uint16, channels Ch3/Ch4/Ch6.
+
+    The seven source classes become four: G1, S, G2 and M (the four mitotic phases merged, 718
+    cells). Split: stratified 70/30 with `seed`.
+    """
+    root = Path(root) if root else default_shared_root()
+    path = _need(root / "jurkat_cellcycle_ifc" / "jurkat_cellcycle_ifc_40px.npz", "Jurkat npz")
+    with np.load(path) as z:
+        images, raw, source_names, chans = z["images"], z["labels"], list(z["class_names"]), list(z["channel_names"])
+    unknown = [n for n in source_names if n not in JURKAT_MERGE]
+    if unknown:
+        raise LabeledDataError(f"{path}: unexpected class names {unknown}; expected {sorted(JURKAT_MERGE)}")
+    classes = ["G1", "S", "G2", "M"]
+    y = np.array([classes.index(JURKAT_MERGE[source_names[i]]) for i in raw])
+    return from_arrays(images, y, class_names=classes, split=stratified_split(y, test_fraction, seed),
+                       channel_names=[str(c) for c in chans], name="jurkat",
+                       info={"source": str(path), "split_rule": f"stratified {1 - test_fraction:.0%}/"
+                             f"{test_fraction:.0%}, seed {seed}; mitotic phases merged into M"})
+
+
+def load_shared_set(name: str, root=None) -> LabeledSet:
+    """One of `SHARED_SETS` by name."""
+    loaders = {"pneumoniamnist": load_pneumoniamnist, "coffee": load_coffee, "jurkat": load_jurkat}
+    if name not in loaders:
+        raise LabeledDataError(f"unknown labeled set {name!r}; choose from {list(loaders)}")
+    return loaders[name](root)
