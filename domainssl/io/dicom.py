@@ -22,13 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .dicom_series import (
-    NOT_AN_IMAGE,
-    DicomHeader,
-    SeriesInfo,
-    index_dicom_files,
-    series_geometry,
-)
+from .dicom_geometry import series_geometry
+from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_dicom_files
 from .errors import ImageReadError
 from .image import LazyImage
 

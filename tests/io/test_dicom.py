@@ -17,11 +17,8 @@ import dicom_factory as factory  # noqa: E402
 from domainssl.io import ImageReadError, open_image  # noqa: E402
 from domainssl.io import dicom as dicom_module  # noqa: E402
 from domainssl.io.dicom import open_dicom  # noqa: E402
-from domainssl.io.dicom_series import (  # noqa: E402
-    NOT_AN_IMAGE,
-    DicomGeometryWarning,
-    index_dicom_files,
-)
+from domainssl.io.dicom_geometry import DicomGeometryWarning  # noqa: E402
+from domainssl.io.dicom_series import NOT_AN_IMAGE, index_dicom_files  # noqa: E402
 
 ALL = slice(None)
 
