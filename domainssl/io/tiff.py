@@ -244,6 +244,9 @@ class TiffImage(LazyImage):
             ome_names = [c.get("Name") for c in channels]
             if len(ome_names) == n_c * n_s and all(ome_names):
                 names = [str(n) for n in ome_names]
+            elif n_s > 1 and len(ome_names) == n_c and all(ome_names):
+                # OME channels with SamplesPerPixel > 1 (RGB channels): one name per sample
+                names = [f"{n}_{s}" for n in ome_names for s in range(n_s)]
         meta: dict[str, Any] = {
             "series": series_index,
             "n_series": n_series,

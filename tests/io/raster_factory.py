@@ -69,3 +69,19 @@ def truncate_copy(src: Path, dst: Path, keep_fraction: float = 0.5) -> Path:
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: int(len(data) * keep_fraction)])
     return Path(dst)
+
+
+def corrupt_last_tile(path: Path) -> None:
+    """Overwrite the compressed bytes of the first page's last tile/strip with garbage.
+
+    A reader that decodes only the tiles a region touches still reads every other region; a full
+    read must fail on that tile.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        offset, count = page.dataoffsets[-1], page.databytecounts[-1]
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(bytes(range(7, 7 + min(count, 200))))

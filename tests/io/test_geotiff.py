@@ -12,7 +12,7 @@ from rasterio.windows import Window  # noqa: E402
 
 from domainssl.io import ImageReadError, open_image  # noqa: E402
 from domainssl.io.geotiff import open_geotiff  # noqa: E402
-from raster_factory import (ramp_value, truncate_copy, write_geotiff,  # noqa: E402
+from raster_factory import (corrupt_last_tile, ramp_value, truncate_copy, write_geotiff,  # noqa: E402
                             write_large_tiled_geotiff)
 
 S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -248,3 +248,15 @@ def test_gdal_cache_is_capped(s2_cog, monkeypatch):
     monkeypatch.setattr(geotiff, "_cache_limited_pid", None)
     open_image(s2_cog).read((slice(0, 1), slice(0, 8), slice(0, 8)))
     assert int(get_gdal_config("GDAL_CACHEMAX")) == geotiff.GDAL_CACHEMAX_BYTES
+
+
+def test_window_reads_decode_only_needed_tiles(tmp_path):
+    data = np.arange(2 * 512 * 512, dtype=np.uint16).reshape(2, 512, 512)
+    path = write_geotiff(tmp_path / "tiled.tif", data, tiled=True, blockxsize=128, blockysize=128,
+                         compress="deflate", interleave="pixel")
+    corrupt_last_tile(path)  # the tile at y, x = 384.., 384..
+    img = open_image(path)
+    np.testing.assert_array_equal(img.read((slice(None), slice(0, 384))), data[:, :384])
+    np.testing.assert_array_equal(img.read((slice(None), slice(384, 512), slice(0, 384))), data[:, 384:, :384])
+    with pytest.raises(ImageReadError, match="tiled.tif.*window read"):
+        img.read((slice(None), slice(400, 500), slice(400, 500)))

@@ -9,7 +9,7 @@ tifffile = pytest.importorskip("tifffile")
 
 from domainssl.io import ImageReadError, open_image  # noqa: E402
 from domainssl.io.tiff import normalize_unit, open_tiff  # noqa: E402
-from raster_factory import truncate_copy  # noqa: E402
+from raster_factory import corrupt_last_tile, truncate_copy  # noqa: E402
 
 NEUBIAS_Z = 0.4994126016284111
 NEUBIAS_XY = 0.5118778700352326
@@ -169,3 +169,29 @@ def test_normalize_unit():
     assert normalize_unit("micrometer") == "µm"
     assert normalize_unit("nanometer") == "nm"
     assert normalize_unit("") is None
+
+
+def test_channels_times_samples(tmp_path):
+    data = np.random.default_rng(0).integers(0, 255, (2, 20, 30, 3), dtype=np.uint8)
+    path = tmp_path / "cs.ome.tif"
+    tifffile.imwrite(path, data, ome=True, photometric="rgb",
+                     metadata={"axes": "CYXS", "Channel": {"Name": ["day1", "day2"]}})
+    img = open_image(path)
+    assert img.meta["source_axes"] == "CYXS" and img.shape == (6, 20, 30)
+    assert img.channel_names == ["day1_0", "day1_1", "day1_2", "day2_0", "day2_1", "day2_2"]
+    ref = data.transpose(0, 3, 1, 2).reshape(6, 20, 30)  # channel k = c * 3 + sample
+    np.testing.assert_array_equal(img.read(), ref)
+    np.testing.assert_array_equal(img.read((slice(2, 5), slice(3, 9))), ref[2:5, 3:9])
+    np.testing.assert_array_equal(img.read((slice(1, 6, 2),)), ref[1:6:2])
+
+
+def test_tiled_reads_decode_only_needed_tiles(tmp_path):
+    data = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, data, tile=(64, 64), compression="zlib")
+    corrupt_last_tile(path)  # the tile at y, x = 192.., 192..
+    img = open_tiff(path)
+    np.testing.assert_array_equal(img.read((slice(None), slice(0, 192), slice(0, 256)))[0], data[:192])
+    np.testing.assert_array_equal(img.read((slice(None), slice(192, 256), slice(0, 192)))[0], data[192:, :192])
+    with pytest.raises(ImageReadError, match="tiled.tif.*(truncated|corrupt)"):
+        img.read()
