@@ -182,7 +182,10 @@ class GeoTiffImage(LazyImage):
         self._raw_dtype = np.dtype(raw_dtype)
         self._handles: dict[int, Any] | None = None
         self._pid = None
-        self._last: tuple | None = None  # (bounds, nodata mask) of the last read, see _read
+        # one-shot hand-overs between read and read_mask of the same region (see _read): each
+        # is used at most once, so a caller that modifies its array cannot change later reads
+        self._last: tuple | None = None  # (bounds, nodata mask) of the last read
+        self._pending_raw: tuple | None = None  # (bounds, stored values) of the last mask read
 
         names = self._channel_names(infos)
         spacing, units = _spacing_units(ref.crs, ref.transform)
@@ -263,13 +266,14 @@ class GeoTiffImage(LazyImage):
         state["_handles"] = None
         state["_pid"] = None
         state["_last"] = None
+        state["_pending_raw"] = None
         return state
 
     def close(self) -> None:
         for ds in (self._handles or {}).values():
             ds.close()
         self._handles = None
-        self._last = None
+        self._last = self._pending_raw = None
 
     # -- reading ----------------------------------------------------------
     def _read_raw(self, bounds) -> np.ndarray:
@@ -317,7 +321,11 @@ class GeoTiffImage(LazyImage):
         return valid
 
     def _read(self, bounds) -> np.ndarray:
-        raw = self._read_raw(bounds)
+        if self._pending_raw is not None and self._pending_raw[0] == bounds:
+            raw = self._pending_raw[1]  # decoded by read_mask just before (samplers check first)
+        else:
+            raw = self._read_raw(bounds)
+        self._pending_raw = None
         c0, c1 = bounds[0]
         # samplers call read_mask right after read: keep the (small) mask of this region so that
         # call does not decode the window again; the data itself is never cached
@@ -337,7 +345,10 @@ class GeoTiffImage(LazyImage):
             valid = self._last[1]
             self._last = None  # handed out once: the caller may modify it
         else:
-            valid = self._nodata_valid(self._read_raw(bounds), c0)
+            raw = self._read_raw(bounds)
+            valid = self._nodata_valid(raw, c0)
+            # a sampler that checks the mask first reads the same region next: hand it over once
+            self._pending_raw = (bounds, raw)
         if valid is None:
             valid = np.ones((bounds[1][1] - bounds[1][0], bounds[2][1] - bounds[2][0]), dtype=bool)
         if any(use_masks):

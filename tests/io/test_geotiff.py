@@ -260,3 +260,15 @@ def test_window_reads_decode_only_needed_tiles(tmp_path):
     np.testing.assert_array_equal(img.read((slice(None), slice(384, 512), slice(0, 384))), data[:, 384:, :384])
     with pytest.raises(ImageReadError, match="tiled.tif.*window read"):
         img.read((slice(None), slice(400, 500), slice(400, 500)))
+
+
+def test_read_after_mask_returns_fresh_values(tmp_path):
+    data = np.arange(2 * 12 * 12, dtype=np.uint16).reshape(2, 12, 12)
+    img = open_image(write_geotiff(tmp_path / "r.tif", data, nodata=5))
+    region = (slice(None), slice(0, 6), slice(0, 8))
+    mask = img.read_mask(region)  # a sampler checks the mask first...
+    assert not mask[0, 5] and mask.sum() == 47
+    first = img.read(region)  # ...then reads the same patch
+    np.testing.assert_array_equal(first, data[region])
+    first[:] = 0
+    np.testing.assert_array_equal(img.read(region), data[region])
