@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .dicom_geometry import series_geometry
-from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_dicom_files
+from .dicom_geometry import series_geometry, warn_at_caller
+from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_with_errors
 from .errors import ImageReadError
 from .image import LazyImage
 
@@ -273,7 +273,8 @@ def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
 
     Raises:
         ImageReadError: several series and no (or an unknown) `series`; unreadable,
-            truncated or inconsistent files (the file is named); no decoder installed.
+            truncated or inconsistent files (the file is named; with `series` given,
+            broken files of other or unknown series only warn); no decoder installed.
     """
     if isinstance(path_or_files, SeriesInfo):
         info = path_or_files
@@ -297,19 +298,27 @@ def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
         source = str(path_or_files)
         files = [source]
 
-    found, rejected = index_dicom_files(files)
-    broken = [(p, r) for p, r in rejected if not r.startswith(NOT_AN_IMAGE)]
-    if len(files) == 1 and rejected:
-        raise ImageReadError(rejected[0][0], rejected[0][1])
+    found, errors = index_with_errors(files)
+    if len(files) == 1 and errors:
+        raise errors[0]
+    broken = [e for e in errors if not e.reason.startswith(NOT_AN_IMAGE)]
+    if series is not None:
+        # a chosen series opens despite broken files that are not (known to be) its own,
+        # so a manifest entry (folder + series) reopens like the scan opened it
+        others = [e for e in broken if e.series_uid != str(series)]
+        if others:
+            warn_at_caller(f"{source}: ignored {len(others)} unreadable DICOM file(s) outside series "
+                           f"{series}: " + "; ".join(str(e) for e in others[:5]), UserWarning)
+        broken = [e for e in broken if e.series_uid == str(series)]
     if broken:
-        listing = "\n  ".join(f"{p}: {r}" for p, r in broken[:20])
+        listing = "\n  ".join(f"{e.path}: {e.reason}" for e in broken[:20])
         more = f"\n  ... and {len(broken) - 20} more" if len(broken) > 20 else ""
-        raise ImageReadError(broken[0][0] if len(broken) == 1 else source,
+        raise ImageReadError(broken[0].path if len(broken) == 1 else source,
                              f"{len(broken)} unreadable DICOM file(s):\n  {listing}{more}\n"
                              "remove them or pass the list of good files")
     if not found:
         raise ImageReadError(source, "no DICOM images found (only non-image objects: "
-                             + "; ".join(r for _, r in rejected[:3]) + ")")
+                             + "; ".join(e.reason for e in errors[:3]) + ")")
     if series is not None:
         chosen = [s for s in found if s.uid == str(series)]
         if not chosen:

@@ -34,7 +34,7 @@ class DicomGeometryWarning(UserWarning):
     """Uneven spacing, missing slices, duplicates or gantry tilt found in a series."""
 
 
-def _warn(message: str) -> None:
+def warn_at_caller(message: str, category: type[Warning] = DicomGeometryWarning) -> None:
     """Warn with the location of the first caller outside domainssl.io (the user's open call)."""
     import sys
 
@@ -42,7 +42,7 @@ def _warn(message: str) -> None:
     frame, level = sys._getframe(0), 1
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, DicomGeometryWarning, stacklevel=level)
+    warnings.warn(message, category, stacklevel=level)
 
 
 @dataclass
@@ -169,7 +169,7 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
             cands.sort(key=lambda c: (headers[c[0].header_index].instance_number or 0, c[3]))
         meta["z_order"] = "stored frame order" if ref.multi_frame else "InstanceNumber"
         if len(cands) > 1:
-            _warn(f"{source}: no ImagePositionPatient/ImageOrientationPatient; slices kept "
+            warn_at_caller(f"{source}: no ImagePositionPatient/ImageOrientationPatient; slices kept "
                   f"in {meta['z_order']}")
         z_mm = fallback_step or 1.0
         meta["spacing_report"] = None
@@ -194,7 +194,7 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
             continue
         a, b = cands[keep[-1]], cands[i]
         if a[2] and a[2] == b[2]:
-            _warn(f"{source}: {headers[b[0].header_index].path} repeats SOPInstanceUID "
+            warn_at_caller(f"{source}: {headers[b[0].header_index].path} repeats SOPInstanceUID "
                   f"{b[2]} of {headers[a[0].header_index].path}; using the first")
             continue
         if ref.multi_frame:
@@ -217,10 +217,10 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
         report = _spacing_report(steps, typical)
         z_mm = typical
         if report["missing_slices"]:
-            _warn(f"{source}: {report['missing_slices']} missing slice(s) "
+            warn_at_caller(f"{source}: {report['missing_slices']} missing slice(s) "
                   f"(gaps {report['gaps']}); the volume is not resampled")
         if report["uneven"]:
-            _warn(f"{source}: uneven slice spacing (steps {sorted(set(report['steps_mm']))} "
+            warn_at_caller(f"{source}: uneven slice spacing (steps {sorted(set(report['steps_mm']))} "
                   f"mm, z spacing is the median {typical:.4g} mm); the volume is not "
                   "resampled")
         # mean displacement between neighbours; its angle to the normal is the gantry tilt
@@ -232,7 +232,7 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
     meta["spacing_report"] = report
     meta.update(_affine_meta(ref.orientation, positions[0], (row_mm, col_mm), displacement, z_mm))
     if meta.get("gantry_tilt_deg"):
-        _warn(f"{source}: slice stack sheared by {meta['gantry_tilt_deg']:.2f}° (gantry "
+        warn_at_caller(f"{source}: slice stack sheared by {meta['gantry_tilt_deg']:.2f}° (gantry "
               "tilt); the affine keeps the shear, the volume is not resampled")
     units = ("mm",) + yx_units
     return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm), units, meta)

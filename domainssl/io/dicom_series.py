@@ -29,6 +29,14 @@ NOT_AN_IMAGE = "not an image"
 _ORIENTATION_TOL = 1e-3
 
 
+class DicomFileError(ImageReadError):
+    """An unusable DICOM file; `series_uid` is the series its header names ('' if unknown)."""
+
+    def __init__(self, path, reason: str, series_uid: str = ""):
+        super().__init__(path, reason)
+        self.series_uid = series_uid
+
+
 @dataclass
 class DicomHeader:
     """The facts of one DICOM file needed to place and decode its pixels.
@@ -219,13 +227,15 @@ def read_header(path) -> DicomHeader:
     pixel-data offset; for compressed ones every fragment must fit in the file.
 
     Raises:
-        ImageReadError: unreadable header, no pixel data (reason starts with
-            `NOT_AN_IMAGE`), or truncated pixel data.
+        DicomFileError: unreadable header, no pixel data (reason starts with
+            `NOT_AN_IMAGE`), or truncated pixel data; its `series_uid` is the series
+            the header names, when it could be read.
     """
     import pydicom
 
     path = str(path)
     caught: list = []
+    series_uid = ""
     try:
         file_size = os.path.getsize(path)
         with open(path, "rb") as fh, warnings.catch_warnings(record=True) as caught:
@@ -233,21 +243,23 @@ def read_header(path) -> DicomHeader:
             # warnings: keep them out of scan output, and turn the end of file into an error
             warnings.simplefilter("always")
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            series_uid = str(ds.get("SeriesInstanceUID", "") or "")
             header = _parse_opened(ds, fh, path, file_size)
         _raise_if_eof(path, caught)
-    except ImageReadError:
-        _raise_if_eof(path, caught)
-        raise
+    except ImageReadError as exc:
+        _raise_if_eof(path, caught, series_uid)
+        raise DicomFileError(path, exc.reason, series_uid) from exc
     except Exception as exc:  # pydicom raises many types for corrupt input; name the file
-        _raise_if_eof(path, caught)
-        raise ImageReadError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+        _raise_if_eof(path, caught, series_uid)
+        raise DicomFileError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})",
+                             series_uid) from exc
     return header
 
 
-def _raise_if_eof(path: str, caught) -> None:
+def _raise_if_eof(path: str, caught, series_uid: str = "") -> None:
     eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
     if eof:
-        raise ImageReadError(path, f"truncated header ({eof[0]})")
+        raise DicomFileError(path, f"truncated header ({eof[0]})", series_uid)
 
 
 def _parse_opened(ds, fh, path: str, file_size: int) -> DicomHeader:
@@ -440,13 +452,19 @@ def index_dicom_files(paths: Iterable) -> tuple[list[SeriesInfo], list[tuple[str
         (unparseable, truncated, or with no pixels: reason starts with `NOT_AN_IMAGE`).
         Never raises for a bad file.
     """
+    series, errors = index_with_errors(paths)
+    return series, [(e.path, e.reason) for e in errors]
+
+
+def index_with_errors(paths: Iterable) -> tuple[list[SeriesInfo], list[DicomFileError]]:
+    """`index_dicom_files`, keeping each rejected file's error (with its `series_uid`)."""
     groups: dict[str, list[DicomHeader]] = {}
-    rejected: list[tuple[str, str]] = []
+    errors: list[DicomFileError] = []
     for p in paths:
         try:
             header = read_header(p)
-        except ImageReadError as exc:
-            rejected.append((str(p), exc.reason))
+        except DicomFileError as exc:
+            errors.append(exc)
             continue
         groups.setdefault(header.series_uid, []).append(header)
-    return [SeriesInfo(uid, headers) for uid, headers in groups.items()], rejected
+    return [SeriesInfo(uid, headers) for uid, headers in groups.items()], errors

@@ -347,6 +347,23 @@ def test_truncated_pixel_data_names_the_file(tmp_path):
     assert [p for p, _ in rejected] == [str(bad)] and series[0].n_files == 4
 
 
+def test_chosen_series_opens_beside_broken_files_of_others(tmp_path):
+    a = factory.write_series(tmp_path, n=3, name_prefix="a_", seed=11)
+    b = factory.write_series(tmp_path, n=3, name_prefix="b_", seed=12)
+    bad = factory.truncate(a.files[1], a.files[1].stat().st_size - 10)
+    (tmp_path / "junk.dcm").write_bytes(b"\x01" * 64)
+    with pytest.raises(ImageReadError, match="2 unreadable"):
+        open_image(tmp_path)
+    with pytest.warns(UserWarning, match="ignored 2 unreadable DICOM file"):
+        image = open_image(tmp_path, series=b.uid)
+    np.testing.assert_array_equal(image.read()[0], b.hu)
+    # the truncated slice names its own series: opening that series fails, naming it
+    with pytest.raises(ImageReadError, match="truncated") as err, \
+            pytest.warns(UserWarning, match="ignored 1 unreadable DICOM file.*junk.dcm"):
+        open_image(tmp_path, series=a.uid)
+    assert err.value.path == str(bad)
+
+
 def test_truncated_header_names_the_file(tmp_path):
     path = factory.write_slice(tmp_path / "x.dcm", np.zeros((4, 4), np.int16), series_uid="1.2.3")
     factory.truncate(path, 300)
