@@ -185,3 +185,27 @@ def write_colour(path: Path, stored: np.ndarray, photometric: str, *, palette: n
                     palette[:, channel].astype("<u2").tobytes())
     ds.save_as(path, enforce_file_format=True)
     return Path(path)
+
+
+def write_multiframe(path: Path, stored: np.ndarray, *, compress_rle: bool = False,
+                     spacing_between_slices: float = 1.5) -> Path:
+    """A multi-frame MR file without functional groups; `stored` is (frames, rows, cols) int16."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, RLELossless, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "MR"
+    ds.SpacingBetweenSlices = spacing_between_slices
+    ds.PixelSpacing = [0.8, 0.9]
+    ds.set_pixel_data(np.ascontiguousarray(stored), "MONOCHROME2", 16)
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if compress_rle:
+        ds.compress(RLELossless, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)

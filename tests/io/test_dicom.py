@@ -532,3 +532,27 @@ def test_multi_frame_file_inside_a_series_is_an_error(tmp_path, shared_data):
     with pytest.raises(ImageReadError, match="multi-frame"):
         open_image(tmp_path)
     assert len(generated.files) == 2
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_multiframe_z_range_decodes_only_its_frames(tmp_path, monkeypatch, compress):
+    import pydicom.pixels
+
+    stored = np.random.default_rng(9).integers(-500, 500, size=(7, 9, 8)).astype(np.int16)
+    path = factory.write_multiframe(tmp_path / "mf.dcm", stored, compress_rle=compress)
+    with pytest.warns(DicomGeometryWarning, match="stored frame order"):
+        image = open_image(path)
+    assert image.shape == (1, 7, 9, 8) and image.spacing == pytest.approx((1.5, 0.8, 0.9))
+    np.testing.assert_array_equal(image.read()[0], stored)
+    requested = []
+    real_iter = pydicom.pixels.iter_pixels
+
+    def recording_iter(src, **kwargs):
+        requested.append(list(kwargs["indices"]))
+        return real_iter(src, **kwargs)
+
+    monkeypatch.setattr(pydicom.pixels, "iter_pixels", recording_iter)
+    block = image.read((ALL, slice(2, 5), slice(1, 7), slice(3, 8)))
+    np.testing.assert_array_equal(block[0], stored[2:5, 1:7, 3:8])
+    # compressed frames go through pydicom, asking for frames 2..4 only; native ones are seeked to
+    assert requested == ([[2, 3, 4]] if compress else [])
