@@ -94,7 +94,7 @@ class _FileInfo:
         self.scales = list(ds.scales)
         self.offsets = list(ds.offsets)
         self.band_units = list(ds.units)
-        self.overviews = ds.overviews(1) if ds.count else []
+        self.overviews: list[int] = []  # set by _read_info from the full-resolution dataset
         self.mask_flags = [[f.name for f in flags] for flags in ds.mask_flag_enums]
         self.block_shape = ds.block_shapes[0] if ds.count else None
         self.tiled = bool(ds.profile.get("tiled", False))
@@ -115,15 +115,18 @@ def _read_info(path: str, level: int) -> _FileInfo:
         raise ImageReadError(path, "no such file")
     try:
         with _env(), _open_dataset(path, 0) as ds:
-            n_over = len(ds.overviews(1)) if ds.count else 0
-            if level > n_over:
-                raise ImageReadError(path, f"level {level} requested but the file has {n_over} "
-                                     f"overview level(s) (factors {ds.overviews(1)}); use level "
-                                     f"0..{n_over}")
+            factors = ds.overviews(1) if ds.count else []
+            if level > len(factors):
+                raise ImageReadError(path, f"level {level} requested but the file has {len(factors)} "
+                                     f"overview level(s) (factors {factors}); use level "
+                                     f"0..{len(factors)}")
             if level == 0:
-                return _FileInfo(path, ds)
-        with _env(), _open_dataset(path, level) as ds:
-            return _FileInfo(path, ds)
+                info = _FileInfo(path, ds)
+        if level > 0:
+            with _env(), _open_dataset(path, level) as ds:
+                info = _FileInfo(path, ds)
+        info.overviews = list(factors)  # the full-resolution file's factors, whatever the level
+        return info
     except ImageReadError:
         raise
     except (RasterioError, OSError) as exc:
@@ -194,6 +197,7 @@ class GeoTiffImage(LazyImage):
             "transform": [float(v) for v in tuple(ref.transform)[:6]],
             "nodata": self._nodata[0] if len(set(map(repr, self._nodata))) == 1 else list(self._nodata),
             "level": level,
+            "levels": 1 + len(ref.overviews),
             "overviews": list(ref.overviews),
             "files": list(paths),
             "block_shape": list(ref.block_shape) if ref.block_shape else None,

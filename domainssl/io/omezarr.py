@@ -116,7 +116,8 @@ class OmeZarrImage(LazyImage):
             "scale": scale,
             "translation": translation,
             "level": level,
-            "levels": [str(d.get("path")) for d in datasets],
+            "levels": len(datasets),
+            "level_paths": [str(d.get("path")) for d in datasets],
             "array_path": self._array_path,
             "chunks": list(getattr(array, "chunks", ()) or ()),
             "source_shape": list(self._src_shape),
@@ -229,7 +230,7 @@ def open_ome_zarr(path_or_url, level: int = 0, t: int | None = None,
         An `OmeZarrImage`: axes "CYX" or "CZYX" (no channel axis -> one channel), spacing from
         the level's scale (times any multiscale-wide scale) per spatial axis, units from the
         axes ("micrometer" -> "µm"; "px" when absent), channel names from omero labels else
-        "ch0".., meta with ngff_version, axes, scale, translation, levels.
+        "ch0".., meta with ngff_version, axes, scale, translation, levels (count) and level_paths.
 
     Raises:
         ImageReadError: not a zarr group, no multiscales metadata, level/t out of range,

@@ -251,7 +251,7 @@ class TiffImage(LazyImage):
             "series": series_index,
             "n_series": n_series,
             "level": level,
-            "n_levels": n_levels,
+            "levels": n_levels,
             "source_axes": src_axes,
             "source_shape": list(src_shape),
             "spacing_source": source,

@@ -58,7 +58,7 @@ def test_sentinel2_cog_values_and_mask_match_rasterio(s2_cog):
 
 def test_sentinel2_cog_overview_level(s2_cog):
     img = open_image(s2_cog, level=1)
-    assert img.shape == (12, 274, 274)
+    assert img.shape == (12, 274, 274) and img.meta["levels"] == 3 and img.meta["overviews"] == [2, 4]
     assert img.spacing[0] == pytest.approx(549 * 200 / 274)
     with rasterio.open(s2_cog, overview_level=0) as ds:
         np.testing.assert_array_equal(img.read((slice(3, 4), slice(10, 60), slice(0, 40))),

@@ -49,7 +49,7 @@ def test_ngff04_levels_and_labels(ngff04):
     assert img.channel_names == ["DNA_confocal", "DNA_widefield"]
     assert img.spacing == pytest.approx((NEUBIAS_Z, NEUBIAS_XY, NEUBIAS_XY))
     assert img.units == ("µm", "µm", "µm")
-    assert img.meta["levels"] == ["s0", "s1", "s2"]
+    assert img.meta["levels"] == 3 and img.meta["level_paths"] == ["s0", "s1", "s2"]
     lvl1 = open_image(ngff04, level=1)
     assert lvl1.shape == (2, 45, 65, 66)
     assert lvl1.spacing == pytest.approx((NEUBIAS_Z, 1.023755740070465, 1.0315114653740292))

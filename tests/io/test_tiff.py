@@ -87,7 +87,7 @@ def test_pyramid_levels_tiled(tmp_path):
             tw.write(data[:, ::factor, ::factor], subfiletype=1, tile=(64, 64), compression="zlib")
     for level, factor in enumerate((1, 2, 4)):
         img = open_image(path, level=level)
-        assert img.meta["n_levels"] == 3 and img.meta["tiled"]
+        assert img.meta["levels"] == 3 and img.meta["tiled"]
         assert img.shape == (2, 300 // factor, 260 // factor)
         assert img.spacing == pytest.approx((0.25 * factor, 0.25 * factor))
         assert img.channel_names == ["DAPI", "GFP"]
