@@ -144,12 +144,15 @@ class DicomImage(LazyImage):
             blocks = _decode(header, frames, (y0, y1), (x0, x1))
             for (zi, plane), block in zip(group, blocks):
                 # block: (rows, cols, samples) stored values -> channel-first, rescaled
-                target = out[:, zi]
-                np.copyto(target, np.moveaxis(block[..., c0:c1], -1, 0), casting="unsafe")
-                if plane.slope != 1.0:
-                    target *= np.float32(plane.slope)
-                if plane.intercept != 0.0:
-                    target += np.float32(plane.intercept)
+                values = np.moveaxis(block[..., c0:c1], -1, 0)
+                if plane.slope == 1.0 and float(plane.intercept).is_integer():
+                    # integer shift (CT's -1024): exact in float32, no float64 temporary
+                    np.copyto(out[:, zi], values, casting="unsafe")
+                    if plane.intercept:
+                        out[:, zi] += np.float32(plane.intercept)
+                else:
+                    # fractional rescale in float64 then rounded once, as pydicom's apply_rescale
+                    np.copyto(out[:, zi], values * plane.slope + plane.intercept, casting="unsafe")
         return out if self.axes == "CZYX" else out[:, 0]
 
 

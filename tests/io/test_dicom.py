@@ -117,6 +117,16 @@ def test_single_ct_file_is_2d_in_hu(shared_data):
     assert data[0, 64, 64] == 904.0 and image.meta["value_unit"] == "HU"
 
 
+def test_fractional_rescale_matches_float64_reference(shared_data):
+    path = shared_data / "dicom" / "single" / "MR2_UNCR.dcm"
+    image = open_image(path)
+    assert image.shape == (1, 1024, 1024) and image.spacing == pytest.approx((0.195313, 0.195313))
+    assert image.meta["rescale"]["slope"] == pytest.approx(3.774114)
+    reference = _raw_hu(path).astype(np.float32)  # slope 3.774114, intercept 0.000061
+    block = image.read((ALL, slice(300, 400), slice(500, 620)))
+    np.testing.assert_array_equal(block[0], reference[300:400, 500:620])
+
+
 def test_jpeg2000_lossless_decodes_equal_to_uncompressed(shared_data):
     single = shared_data / "dicom" / "single"
     plain = open_image(single / "MR_small.dcm")
