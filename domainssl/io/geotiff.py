@@ -50,11 +50,12 @@ def limit_gdal_cache(nbytes: int = GDAL_CACHEMAX_BYTES) -> None:
 
 
 def _env():
-    """The GDAL options for opening files: no sibling-file listing (a COG needs none)."""
+    """The GDAL environment files are opened in (default options: sidecar files such as .ovr
+    overviews and .aux.xml band metadata stay visible)."""
     import rasterio
 
     limit_gdal_cache()
-    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR")
+    return rasterio.Env()
 
 
 def _crs_string(crs) -> str | None:
@@ -148,6 +149,7 @@ class GeoTiffImage(LazyImage):
 
     `read(region)` issues one rasterio window read per file touched by the channel slice.
     `read_mask(region)` marks nodata (incl. NaN nodata) and GDAL mask/alpha bands as invalid.
+    With scale/offset, nodata pixels keep their scaled stored value in `read`: use the mask.
     """
 
     format = "geotiff"
