@@ -13,7 +13,9 @@ A recipe's `views:` block is a preset name, a view-generator kind and overrides,
       asymmetric: [{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]   # per global view
 
 `apply_overrides(config, overrides)` merges such a dict into a `ViewsConfig`; unknown keys are
-errors that name the valid ones, so a typo in a recipe never passes silently.
+errors that name the valid ones, so a typo in a recipe never passes silently. A field set at
+top level or under `global` also replaces the preset's `asymmetric` value for that field
+(`noise_p: 0` means no noise in any view); `asymmetric` given in the overrides replaces both.
 """
 
 from __future__ import annotations
@@ -242,7 +244,10 @@ def apply_overrides(config: ViewsConfig, overrides: Mapping[str, Any] | None) ->
         glob = update_view(glob, overrides["global"] or {}, "global view")
     if "local" in overrides:
         loc = update_view(loc, overrides["local"] or {}, "local view")
-    cfg = replace(cfg, global_view=glob, local_view=loc)
+    # A field the recipe sets for the global views wins over the preset's asymmetric value for it.
+    set_globally = set(shared) | set(overrides.get("global") or {})
+    asym = tuple({k: v for k, v in a.items() if k not in set_globally} for a in config.asymmetric)
+    cfg = replace(cfg, global_view=glob, local_view=loc, asymmetric=asym)
     if "normalise" in overrides:
         cfg = replace(cfg, normalise=update_normalise(cfg.normalise, overrides["normalise"]))
     if "n_local" in overrides:

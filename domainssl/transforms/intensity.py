@@ -33,10 +33,14 @@ def _bcast(v, x):
 
 
 def gaussian_kernels(sigma: np.ndarray, radius: int) -> np.ndarray:
-    """(B, 2*radius+1) normalised Gaussian kernels; sigma 0 gives a delta (no blur)."""
+    """(B, 2*radius+1) normalised Gaussian kernels cut at 3 sigma; sigma 0 gives a delta."""
     grid = np.arange(-radius, radius + 1, dtype=np.float64)
     sig = np.asarray(sigma, np.float64)[:, None]
     k = np.exp(-0.5 * (grid / np.where(sig > 0, sig, 1.0)) ** 2)
+    # Each sample's kernel stops at its own 3-sigma radius, so a batch padded to the largest
+    # radius computes exactly what the same sample alone would.
+    own = np.ceil(3.0 * sig).clip(1, radius)
+    k = np.where(np.abs(grid) <= own, k, 0.0)
     k = np.where(sig > 0, k, (grid == 0).astype(np.float64))
     return k / k.sum(1, keepdims=True)
 
@@ -73,21 +77,31 @@ def gaussian_blur(x, sigma: np.ndarray):
 
 
 def _blur_cv2_single(x, sigma: float):
-    """OpenCV blur of one 2D sample (1, C, Y, X) on CPU, channel by channel.
+    """OpenCV blur of one sample (1, C, *S) on CPU, 2D or 3D, in place.
 
-    OpenCV's SIMD separable filter is ~7x faster than torch's grouped conv on CPU (13x224^2: 1.2
-    vs 8 ms); the kernel (size 2*ceil(3 sigma)+1) and border match `gaussian_blur`.
+    OpenCV's SIMD separable filters are far faster than torch's grouped convolution on CPU
+    (13x224^2: 1.2 vs 8 ms; 96^3: 3 vs 16-70 ms). 3D: each z-slice is blurred in-plane, then the
+    volume viewed as a (Z, Y*X) image is filtered along its rows (the z axis). The kernel
+    (size 2*ceil(3 sigma)+1) and border (reflect-101) match `gaussian_blur` exactly.
     """
     import cv2
 
     radius = min(blur_radius(sigma), min(x.shape[2:]) - 1)
     if radius < 1:
         return x
-    arr = x[0].numpy()
     ks = 2 * radius + 1
+    arr = x[0].numpy()
+    reflect = cv2.BORDER_REFLECT_101
     for ch in range(arr.shape[0]):
-        cv2.GaussianBlur(arr[ch], (ks, ks), sigmaX=sigma, sigmaY=sigma, dst=arr[ch],
-                         borderType=cv2.BORDER_REFLECT_101)
+        if arr.ndim == 3:
+            cv2.GaussianBlur(arr[ch], (ks, ks), sigmaX=sigma, sigmaY=sigma, dst=arr[ch], borderType=reflect)
+            continue
+        vol = arr[ch]
+        for z in range(vol.shape[0]):
+            cv2.GaussianBlur(vol[z], (ks, ks), sigmaX=sigma, sigmaY=sigma, dst=vol[z], borderType=reflect)
+        rows = vol.reshape(vol.shape[0], -1)
+        kernel = gaussian_kernels(np.array([sigma]), radius)[0].astype(np.float32)
+        cv2.sepFilter2D(rows, -1, np.ones(1, np.float32), kernel, dst=rows, borderType=reflect)
     return x
 
 
@@ -113,7 +127,7 @@ def apply_intensity(x, p: ViewParams, generator=None, blur_backend: str = "torch
     Order: bias field, contrast/brightness, gamma, RGB colour matrix, blur, solarize, noise,
     channel dropout (last, so dropped channels are exactly 0). x may be modified in place.
     generator: torch.Generator on x's device for the noise (reproducible runs).
-    blur_backend: "torch" (any device, batched) or "cv2" (CPU, 2D, B == 1; faster).
+    blur_backend: "torch" (any device, batched) or "cv2" (CPU, B == 1; much faster there).
     """
     import torch
 
@@ -135,14 +149,16 @@ def apply_intensity(x, p: ViewParams, generator=None, blur_backend: str = "torch
             lo = _bcast(x.amin(dim=spatial_dims), x)
             span = _bcast(x.amax(dim=spatial_dims), x) - lo
             span = torch.where(span > 0, span, torch.ones_like(span))
-            x = ((x - lo) / span).clamp_(0.0, 1.0).pow_(_bcast(_t(p.gamma, x), x)).mul_(span).add_(lo)
+            # x^g as exp(g log x): ~1.5x faster than pow with a broadcast exponent on CPU.
+            y = ((x - lo) / span).clamp_(0.0, 1.0).log_().mul_(_bcast(_t(p.gamma, x), x)).exp_()
+            x = y.mul_(span).add_(lo)
         if p.colour is not None:
             from .color import apply_colour_matrix
 
             x = apply_colour_matrix(x, p.colour)
 
     if np.any(p.blur_sigma > 0):
-        if blur_backend == "cv2" and x.ndim == 4 and x.shape[0] == 1 and x.device.type == "cpu":
+        if blur_backend == "cv2" and x.shape[0] == 1 and x.device.type == "cpu" and x.dtype == torch.float32:
             x = _blur_cv2_single(x.contiguous(), float(p.blur_sigma[0]))
         else:
             x = gaussian_blur(x, p.blur_sigma)

@@ -70,8 +70,7 @@ class ViewPlan:
         n = self.slab_depth(input_spatial_dims or self.spatial_dims)
         names = self.channel_names if n is None else slab_channel_names(
             self.channel_names, n, self.config.slice_axis)
-        w = self.normaliser.windows_per_channel
-        if w == 1:
+        if self.config.normalise.mode != "window":
             return list(names)
         wins = self.config.normalise.windows
         return [f"{c}[L{lv:g},W{wd:g}]" for c in names for lv, wd in wins]

@@ -49,49 +49,62 @@ def crop_resize(x, p: ViewParams, size: Sequence[int]):
     return out.contiguous() if fresh else out.clone(memory_format=torch.contiguous_format)
 
 
-def _base_grid(size: Sequence[int], device, dtype):
-    """Normalised pixel-centre coordinates of the output, (d, *size), axis order as the array."""
-    import torch
+def view_affines(p: ViewParams, in_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-view affine maps from output to input normalised coordinates (array axis order).
 
-    axes = [(torch.arange(n, device=device, dtype=dtype) * 2 + 1) / n - 1 for n in size]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), 0)
+    g = M v + t with M = box_scale @ flips @ inverse_rot90 @ rotation, t = box centre; returns
+    (M (n, d, d), t (n, d)). Coordinates are normalised with align_corners=False, so v = +-1
+    are the outer edges of the view and g = +-1 the outer edges of the input.
+    """
+    n, d = p.start.shape
+    shape = np.asarray(in_shape, float)
+    # Inverse of torch.rot90(k) in the last two axes (a, b): k=1 reads input (v_b, -v_a),
+    # k=2 reads (-v_a, -v_b), k=3 reads (-v_b, v_a).
+    a, b = d - 2, d - 1
+    k = np.asarray(p.rot_k) % 4
+    inv_rot = np.broadcast_to(np.eye(d), (n, d, d)).copy()
+    cos = np.select([k == 0, k == 1, k == 2, k == 3], [1.0, 0.0, -1.0, 0.0])
+    sin = np.select([k == 0, k == 1, k == 2, k == 3], [0.0, 1.0, 0.0, -1.0])
+    inv_rot[:, a, a], inv_rot[:, a, b] = cos, sin
+    inv_rot[:, b, a], inv_rot[:, b, b] = -sin, cos
+    sign = np.where(p.flip, -1.0, 1.0)
+    scale = p.extent / shape
+    m = (scale * sign)[:, :, None] * (inv_rot @ p.rotation)
+    t = (2.0 * p.start + p.extent) / shape - 1.0
+    return m, t
 
 
 def sampling_grid(p: ViewParams, in_shape: Sequence[int], size: Sequence[int], device, dtype):
     """grid_sample grids (B, *size, d) for views `p` of inputs with spatial shape `in_shape`.
 
-    Output coordinate v -> elastic displacement -> small rotation -> inverse rot90 -> flips ->
-    crop box -> input coordinate (normalised, align_corners=False, last axis first as
-    grid_sample expects).
+    The crop box, flips, rot90 and small rotation form one affine map; an elastic displacement, drawn in output coordinates, is pushed through the same map and added.
     """
     import torch
     import torch.nn.functional as F
 
     d = len(size)
     bsz = p.start.shape[0]
-    v = _base_grid(size, device, dtype).unsqueeze(0).expand(bsz, *([-1] * (d + 1)))  # (B, d, *size)
+    m, t = view_affines(p, in_shape)
+    # Each output axis contributes M[:, i, j] * v_j, a vector along that axis only, so the grid is
+    # a sum of broadcast 1D terms: several times cheaper than F.affine_grid's dense (n, N, d+1) @
+    # (d+1, d) product on CPU (96^3: ~4 vs ~30 ms) and the same numbers.
+    m_t = torch.as_tensor(m, device=device, dtype=dtype)
+    t_t = torch.as_tensor(t, device=device, dtype=dtype)
+    base = [(torch.arange(n_, device=device, dtype=dtype) * 2 + 1) / n_ - 1 for n_ in size]
+    comps = []
+    for i in reversed(range(d)):  # grid_sample lists coordinates last axis first (x, y[, z])
+        g = t_t[:, i].reshape((bsz,) + (1,) * d)
+        for j in range(d):
+            shape = [bsz] + [1] * d
+            shape[1 + j] = size[j]
+            g = g + m_t[:, i, j].reshape(bsz, *([1] * d)) * base[j].reshape(shape)
+        comps.append(g)
+    grid = torch.stack(comps, -1)
     if p.elastic is not None and np.any(p.elastic):
         disp = torch.as_tensor(p.elastic, device=device, dtype=dtype)
-        v = v + F.interpolate(disp, size=tuple(size), mode=_mode(d), align_corners=True)
-    if np.any(p.rotation != np.eye(d)):
-        rot = torch.as_tensor(p.rotation, device=device, dtype=dtype)
-        v = torch.einsum("bij,bj...->bi...", rot, v)
-    # Inverse of torch.rot90(k) in the last two axes (a, b): k=1 reads (v_b, -v_a),
-    # k=2 reads (-v_a, -v_b), k=3 reads (-v_b, v_a).
-    a, b = d - 2, d - 1
-    k = torch.as_tensor(p.rot_k, device=device).reshape((bsz,) + (1,) * d)
-    va, vb = v[:, a], v[:, b]
-    ua = torch.where(k == 1, vb, torch.where(k == 2, -va, torch.where(k == 3, -vb, va)))
-    ub = torch.where(k == 1, -va, torch.where(k == 2, -vb, torch.where(k == 3, va, vb)))
-    u = torch.cat([v[:, :a], ua[:, None], ub[:, None]], 1)
-    sign = torch.as_tensor(np.where(p.flip, -1.0, 1.0), device=device, dtype=dtype)
-    shape = torch.as_tensor(np.asarray(in_shape, float), device=device, dtype=dtype)
-    start = torch.as_tensor(p.start, device=device, dtype=dtype)
-    extent = torch.as_tensor(p.extent, device=device, dtype=dtype)
-    view = (bsz, d) + (1,) * d
-    pos = start.reshape(view) + (u * sign.reshape(view) + 1) * 0.5 * extent.reshape(view)
-    g = pos * (2.0 / shape.reshape((1, d) + (1,) * d)) - 1.0
-    return g.flip(1).movedim(1, -1)
+        disp = F.interpolate(disp, size=tuple(size), mode=_mode(d), align_corners=True)  # (B, d, *S)
+        grid = grid + torch.einsum("bij,bj...->b...i", m_t, disp).flip(-1)
+    return grid
 
 
 def grid_views(x, p: ViewParams, size: Sequence[int]):
