@@ -209,3 +209,20 @@ def write_multiframe(path: Path, stored: np.ndarray, *, compress_rle: bool = Fal
         ds.compress(RLELossless, generate_instance_uid=False)
     ds.save_as(path, enforce_file_format=True)
     return Path(path)
+
+
+def rewrite_big_endian(src: Path, dst: Path) -> Path:
+    """Re-encode a native 16-bit single-frame file as (retired) Explicit VR Big Endian."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRBigEndian
+
+    original = pydicom.dcmread(src)
+    pixels = original.pixel_array
+    ds = Dataset()
+    ds.update(original)
+    ds.file_meta = original.file_meta
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder(">")).tobytes()
+    pydicom.dcmwrite(dst, ds, enforce_file_format=True)
+    return Path(dst)

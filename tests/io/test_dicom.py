@@ -345,6 +345,16 @@ def test_implicit_vr_file_reads_at_the_right_offset(tmp_path):
     np.testing.assert_array_equal(image.read((ALL, slice(3, 7), slice(5, 9)))[0], stored[3:7, 5:9] * 2.0 - 10.0)
 
 
+def test_big_endian_file_reads_at_the_right_offset(tmp_path):
+    stored = np.arange(-60, 60, dtype=np.int16).reshape(10, 12)
+    little = factory.write_slice(tmp_path / "le.dcm", stored, series_uid="1.2.3.6", intercept=-1000.0)
+    image = open_image(factory.rewrite_big_endian(little, tmp_path / "be.dcm"))
+    assert image.meta["transfer_syntax"] == ["1.2.840.10008.1.2.2"]
+    assert image.headers[0].pixel_offset is not None
+    np.testing.assert_array_equal(image.read()[0], stored - 1000.0)
+    np.testing.assert_array_equal(image.read((ALL, slice(2, 5), slice(7, 12)))[0], stored[2:5, 7:12] - 1000.0)
+
+
 def test_truncated_pixel_data_names_the_file(tmp_path):
     generated = factory.write_series(tmp_path, n=5)
     bad = factory.truncate(generated.files[2], generated.files[2].stat().st_size - 37)
