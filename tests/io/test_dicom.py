@@ -185,7 +185,7 @@ def test_ultrasound_rgb(shared_data):
                                   np.moveaxis(rgb, -1, 0)[1:3, 100:120, ::7])
 
 
-def test_folder_with_duplicate_instance_dedupes(shared_data, tmp_path):
+def test_folder_with_duplicate_instance_dedupes(shared_data):
     # MR_small and its JPEG 2000 twin are the same SOP instance: one slice, with a warning
     single = shared_data / "dicom" / "single"
     files = [single / "MR_small.dcm", single / "MR_small_jp2klossless.dcm"]
