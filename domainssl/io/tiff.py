@@ -227,16 +227,11 @@ class TiffImage(LazyImage):
         spacing, unit_list = [], []
         for r in spatial:
             ax = self._axis_for(r)
-            letter = "Z" if r == "z" else ax
-            if letter in sizes:
-                # a pyramid level covers the same field with fewer pixels
-                factor = base.get(ax, size[ax]) / size[ax]
-                spacing.append(sizes[letter] * factor)
-                unit_list.append(units[letter])
-            else:
-                factor = base.get(ax, size[ax]) / size[ax]
-                spacing.append(factor)
-                unit_list.append("px")
+            letter = "Z" if r == "z" else ax  # an I/Q page stack read as z takes the Z size
+            # a pyramid level covers the same field with fewer, larger pixels
+            factor = base.get(ax, size[ax]) / size[ax]
+            spacing.append(sizes.get(letter, 1.0) * factor)
+            unit_list.append(units.get(letter, "px"))
 
         names = [f"ch{i}" for i in range(n_c * n_s)]
         if tif.is_ome:
