@@ -8,12 +8,16 @@ Card keys (schema version `CARD_VERSION`):
     arch, build           architecture name and the keyword arguments that rebuild it
                           (`domainssl.models.build_encoder(**card["build"])`)
     spatial_dims          2 or 3
-    in_chans              number of input channels
-    channel_names         one name per input channel, in the order the encoder expects
+    in_chans              number of encoder input channels (a multiple of len(channel_names))
+    channel_names         the data channels the encoder expects, in order (before normalisation;
+                          CT windows turn one data channel into several encoder channels)
     input_size            one int per spatial axis (pixels / voxels) seen in pretraining
     patch_size            ViT patch size per spatial axis, or null for CNNs
     spacing, units        physical size of one input pixel per spatial axis, and its units
-    normalization         how raw values were scaled before the encoder (see `NORMALIZATION_KINDS`)
+    normalization         the pretraining views' normalisation: the fields of
+                          `domainssl.transforms.NormaliseConfig` (mode none | rule | zscore |
+                          stats_range | percentile | window, scale, offset, low, high, windows,
+                          clip) plus `stats` (archive statistics: channel_names, mean, std, p01, p99)
     embed_dim             length of the feature vector `encoder(x)` returns
     method                SSL method name and its key hyper-parameters
     data                  pretraining data summary (images, patches, formats, modality)
@@ -40,9 +44,9 @@ REQUIRED_KEYS = ("arch", "build", "spatial_dims", "in_chans", "channel_names", "
                  "patch_size", "spacing", "units", "normalization", "embed_dim", "method", "data",
                  "version", "metrics", "weights")
 
-# standardize: (x - mean) / std per channel; percentile: (x - p01) / (p99 - p01) per channel;
-# none: values are fed as they are.
-NORMALIZATION_KINDS = ("standardize", "percentile", "none")
+# The normalisation modes of domainssl.transforms (kept in step with transforms.config).
+NORMALIZATION_MODES = ("none", "rule", "zscore", "stats_range", "percentile", "window")
+_STATS_NEEDED = {"zscore": ("mean", "std"), "stats_range": ("p01", "p99")}
 
 # Channel names that carry no meaning (a reader's fallback names): two such lists of the same
 # length are taken to match position by position.
@@ -94,17 +98,32 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
     dims = card["spatial_dims"]
     if dims not in (2, 3):
         raise CardError(f"{where}: spatial_dims must be 2 or 3, found {dims!r}")
-    if len(card["channel_names"]) != card["in_chans"]:
-        raise CardError(f"{where}: {len(card['channel_names'])} channel_names for in_chans={card['in_chans']}")
     for key in ("input_size", "spacing", "units"):
         if card[key] is not None and len(card[key]) != dims:
             raise CardError(f"{where}: {key} needs one value per spatial axis ({dims}), found {card[key]!r}")
     norm = card["normalization"]
-    if norm.get("kind") not in NORMALIZATION_KINDS:
-        raise CardError(f"{where}: normalization kind {norm.get('kind')!r} not one of {NORMALIZATION_KINDS}")
-    for key in {"standardize": ("mean", "std"), "percentile": ("p01", "p99")}.get(norm["kind"], ()):
-        if len(norm.get(key) or ()) != card["in_chans"]:
-            raise CardError(f"{where}: normalization.{key} needs {card['in_chans']} values")
+    if not isinstance(norm, dict) or norm.get("mode") not in NORMALIZATION_MODES:
+        raise CardError(f"{where}: normalization.mode must be one of {NORMALIZATION_MODES}, found "
+                        f"{norm.get('mode') if isinstance(norm, dict) else norm!r}")
+    if card["in_chans"] % max(len(card["channel_names"]), 1):
+        raise CardError(f"{where}: in_chans={card['in_chans']} is not a multiple of the "
+                        f"{len(card['channel_names'])} channel_names")
+    stats = norm.get("stats") or {}
+    for key in _STATS_NEEDED.get(norm["mode"], ()):
+        if len(stats.get(key) or ()) != len(stats.get("channel_names") or ()) or \
+                not set(card["channel_names"]) <= set(stats.get("channel_names") or ()):
+            raise CardError(f"{where}: normalization mode {norm['mode']} needs stats.{key} for every "
+                            f"channel {card['channel_names']}")
+
+
+def stats_vector(card: dict[str, Any], key: str) -> list[float] | None:
+    """normalization.stats[key] in the card's channel order, or None when absent."""
+    stats = card["normalization"].get("stats") or {}
+    names = [str(n) for n in stats.get("channel_names") or ()]
+    values = stats.get(key)
+    if not values or len(values) != len(names) or not set(card["channel_names"]) <= set(names):
+        return None
+    return [float(values[names.index(n)]) for n in card["channel_names"]]
 
 
 def write_card(card: dict[str, Any], encoder_dir) -> Path:
@@ -149,6 +168,21 @@ def timm_one_liner(card: dict[str, Any], weights_path: str = "ENCODER_DIR/model.
             f"num_classes=0, in_chans={card['in_chans']}{kwargs})")
 
 
+def _describe_normalization(norm: dict[str, Any]) -> str:
+    mode = norm["mode"]
+    if mode == "rule":
+        return f"rule: x * {norm.get('scale', 1.0):g} + {norm.get('offset', 0.0):g}"
+    if mode == "zscore":
+        return "zscore: (x - mean) / std per channel, archive statistics below"
+    if mode == "stats_range":
+        return "stats_range: (x - p01) / (p99 - p01) per channel, archive statistics below"
+    if mode == "percentile":
+        return f"percentile: per image and channel, P{norm.get('low', 1)}..P{norm.get('high', 99)} -> 0..1"
+    if mode == "window":
+        return f"window: CT windows (level, width) {norm.get('windows')} -> [0, 1], one channel each"
+    return "none: values as they are"
+
+
 def render_readme(card: dict[str, Any]) -> str:
     """A human-readable summary of the card (the directory's README.md)."""
     norm = card["normalization"]
@@ -162,16 +196,14 @@ def render_readme(card: dict[str, Any]) -> str:
         + (f", patch size {card['patch_size']}" if card.get("patch_size") else ""),
         f"- channels ({card['in_chans']}): {', '.join(card['channel_names'])}",
         f"- spacing: {card['spacing']} {card['units']}",
-        f"- normalization: {norm['kind']}",
+        f"- normalization: {_describe_normalization(norm)}",
     ]
-    if norm["kind"] == "standardize":
-        for name, m, s in zip(card["channel_names"], norm["mean"], norm["std"]):
-            lines.append(f"  - {name}: mean {m:.6g}, std {s:.6g}")
-    elif norm["kind"] == "percentile":
-        for name, lo, hi in zip(card["channel_names"], norm["p01"], norm["p99"]):
-            lines.append(f"  - {name}: p01 {lo:.6g}, p99 {hi:.6g}")
-    if norm.get("rule"):
-        lines.append(f"  - rule: {norm['rule']}")
+    mean, std = stats_vector(card, "mean"), stats_vector(card, "std")
+    p01, p99 = stats_vector(card, "p01"), stats_vector(card, "p99")
+    if mean and std:
+        for i, name in enumerate(card["channel_names"]):
+            extra = f", p01 {p01[i]:.6g}, p99 {p99[i]:.6g}" if p01 and p99 else ""
+            lines.append(f"  - {name}: mean {mean[i]:.6g}, std {std[i]:.6g}{extra} (pretraining archive)")
     lines += ["", "## Output", f"- `encoder(x)` returns `(B, {card['embed_dim']})` features.", ""]
     lines += ["## Pretraining", f"- method: {json.dumps(_jsonable(card['method']))}",
               f"- data: {json.dumps(_jsonable(card['data']))}",
@@ -310,16 +342,19 @@ def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_
     """Refuse data whose per-channel means sit far outside the pretraining statistics.
 
     A typical cause is another value scale (reflectance 0..1 vs 0..10000, raw counts vs HU); the
-    encoder would then see inputs it never saw in pretraining.
+    encoder would then see inputs it never saw in pretraining. `channel_means` are in the card's
+    channel order; the reference is the archive statistics in `normalization.stats`.
 
     Raises:
         CardMismatchError: with the channel, both means, and what to do.
     """
-    norm = card["normalization"]
-    if norm["kind"] != "standardize":
+    if card["normalization"]["mode"] in ("percentile", "none"):
+        return  # per-image scaling (or none): the encoder never depended on the absolute scale
+    means, stds = stats_vector(card, "mean"), stats_vector(card, "std")
+    if not means or not stds:
         return
     bad = []
-    for name, m, cm, cs in zip(card["channel_names"], channel_means, norm["mean"], norm["std"]):
+    for name, m, cm, cs in zip(card["channel_names"], channel_means, means, stds):
         m, cm, cs = float(m), float(cm), float(cs)
         far = cs > 0 and abs(m - cm) > max_sigmas * cs
         # Another unit scale (0..1 vs 0..10000) moves the mean by orders of magnitude while it may

@@ -107,8 +107,8 @@ def make_card(encoder, *, channel_names, spacing=None, units=None, normalization
             embed_dim, config).
         channel_names: one name per input channel, in input order.
         spacing, units: physical spacing per spatial axis it was pretrained at, and its units.
-        normalization: dict with `kind` ("standardize" with mean/std, "percentile" with p01/p99,
-            or "none"), optionally `rule` (text) and `channel_names`.
+        normalization: the views' `NormaliseConfig` fields (mode none | rule | zscore |
+            stats_range | percentile | window, ...) plus `stats` (the archive statistics).
         method: {"name": ..., key hyper-parameters}; data: pretraining summary; metrics: final
             loss and monitor values.
         input_size: pixels per spatial axis seen in pretraining (default: the encoder's config).
@@ -134,7 +134,7 @@ def make_card(encoder, *, channel_names, spacing=None, units=None, normalization
         "patch_size": [int(p) for p in patch] if patch is not None else None,
         "spacing": [float(s) for s in spacing] if spacing is not None else [1.0] * dims,
         "units": list(units) if units is not None else ["px"] * dims,
-        "normalization": dict(normalization or {"kind": "none"}),
+        "normalization": dict(normalization or {"mode": "none"}),
         "embed_dim": int(encoder.embed_dim),
         "method": dict(method or {"name": "none"}),
         "data": dict(data or {}),

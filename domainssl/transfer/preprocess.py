@@ -2,66 +2,78 @@
 
 `make_input_spec(card, labeled)` checks the labeled data against the card (channel names and
 count, spatial dims, spacing, value scale) and fixes how every image is mapped to the encoder's
-input; `prepare_inputs(labeled, spec)` applies it and returns one float32 tensor.
+input; `prepare_inputs(labeled, spec)` applies it and returns one float32 tensor. Values are
+normalised by the same `domainssl.transforms.Normaliser` the pretraining views used, with the
+card's configuration and archive statistics, so transfer sees what pretraining saw.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 
-from .card import check_spatial, check_value_range, resolve_channels
+from .card import CardMismatchError, check_spatial, check_value_range, resolve_channels
 from .labeled import LabeledSet
 from .progress import Progress
 
 NORMALIZATION_SOURCES = ("card", "data")
 RESIZE_MODES = ("resize", "crop")
+_NORMALISE_FIELDS = ("mode", "scale", "offset", "low", "high", "windows", "clip")
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """How one labeled image becomes one encoder input.
 
-    channel_idx: data channels, in the encoder's order.
+    channel_idx: data channels, in the encoder's (card's) channel order.
+    channel_names: the card's channel names (what the normaliser's statistics are keyed by).
     zoom: resampling factor per spatial axis (data spacing / encoder spacing), or None.
     input_size: pixels per spatial axis the encoder gets.
     resize: "resize" (interpolate the whole image to input_size) or "crop" (centre crop / zero pad,
         keeping the physical scale; the default when the spacing is known on both sides).
-    kind, offset, scale: values become (x - offset) / scale per channel (kind "none": unchanged).
+    normalise: `NormaliseConfig` fields; stats: the statistics it uses (archive or labeled data).
     """
 
     channel_idx: tuple[int, ...]
+    channel_names: tuple[str, ...]
     zoom: tuple[float, ...] | None
     input_size: tuple[int, ...]
     resize: str
-    kind: str
-    offset: tuple[float, ...]
-    scale: tuple[float, ...]
+    normalise: dict[str, Any]
+    stats: dict[str, Any] | None = field(default=None)
 
     def describe(self) -> dict:
-        return asdict(self)
+        return {"channel_idx": list(self.channel_idx), "channel_names": list(self.channel_names),
+                "zoom": list(self.zoom) if self.zoom else None, "input_size": list(self.input_size),
+                "resize": self.resize, "normalise": self.normalise, "stats": self.stats}
+
+    def normaliser(self):
+        """The `domainssl.transforms.Normaliser` for this spec."""
+        from ..transforms import Normaliser, NormaliseConfig
+
+        cfg = dict(self.normalise)
+        if cfg.get("windows") is not None:
+            cfg["windows"] = tuple(tuple(float(v) for v in w) for w in cfg["windows"])
+        if cfg.get("clip") is not None:
+            cfg["clip"] = tuple(float(v) for v in cfg["clip"])
+        return Normaliser(NormaliseConfig(**cfg), list(self.channel_names), self.stats)
 
 
-def channel_means(labeled: LabeledSet, indices: Sequence[int], channel_idx: Sequence[int],
-                  max_items: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over (up to `max_items` of) the given images, selected channels."""
+def labeled_stats(labeled: LabeledSet, indices: Sequence[int], channel_idx: Sequence[int],
+                  channel_names: Sequence[str], max_items: int = 256, seed: int = 0) -> dict[str, Any]:
+    """Per-channel statistics (mean, std, p01, p99, ...) of the selected channels over up to
+    `max_items` of the given images, in the format of `domainssl.data.stats`."""
+    from ..data.stats import ChannelStats
+
     indices = np.asarray(indices)
     if len(indices) > max_items:
         indices = np.random.default_rng(seed).choice(indices, max_items, replace=False)
-    sums = np.zeros(len(channel_idx))
-    sq = np.zeros(len(channel_idx))
-    count = 0
+    acc = ChannelStats(channel_names, reservoir=50_000, seed=seed)
     for i in indices:
-        img = labeled.get_image(int(i))[list(channel_idx)].astype(np.float64)
-        flat = img.reshape(len(channel_idx), -1)
-        sums += flat.sum(1)
-        sq += (flat ** 2).sum(1)
-        count += flat.shape[1]
-    mean = sums / max(count, 1)
-    std = np.sqrt(np.maximum(sq / max(count, 1) - mean ** 2, 0.0))
-    return mean, std
+        acc.update(labeled.get_image(int(i))[list(channel_idx)])
+    return acc.result()
 
 
 def make_input_spec(card: dict, labeled: LabeledSet, *, channel_map=None, normalization: str = "card",
@@ -71,11 +83,12 @@ def make_input_spec(card: dict, labeled: LabeledSet, *, channel_map=None, normal
 
     Args:
         card: the encoder card (`encoder.json`).
-        labeled: the labeled images (needs a split when `normalization="data"`).
+        labeled: the labeled images.
         channel_map: data channel indices in the encoder's order, or {encoder_name: data_name};
             needed when channel names differ (see `card.resolve_channels`).
-        normalization: "card" (the pretraining statistics; the data's scale is checked against
-            them) or "data" (standardise with the labeled training images' own statistics).
+        normalization: "card" (the pretraining normalisation and archive statistics; the data's
+            scale is checked against them) or "data" (the same mode with statistics of the
+            labeled training images, for zscore / stats_range cards).
         resize: "resize" or "crop"; default crop when both sides have physical spacing, else resize.
         spacing_tolerance: relative spacing difference accepted without resampling.
 
@@ -93,23 +106,21 @@ def make_input_spec(card: dict, labeled: LabeledSet, *, channel_map=None, normal
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
     norm = card["normalization"]
+    normalise = {k: norm[k] for k in _NORMALISE_FIELDS if k in norm}
+    names = [str(n) for n in card["channel_names"]]
     train = labeled.indices("train") if labeled.split is not None else np.arange(len(labeled))
+    stats = norm.get("stats")
     if normalization == "data":
-        mean, std = channel_means(labeled, train, idx)
-        kind, offset, scale = "standardize", mean, np.where(std > 0, std, 1.0)
-    elif norm["kind"] == "standardize":
-        if check_values:
-            check_value_range(card, channel_means(labeled, train, idx, max_items=64)[0])
-        kind, offset, scale = "standardize", np.asarray(norm["mean"], float), np.asarray(norm["std"], float)
-    elif norm["kind"] == "percentile":
-        lo, hi = np.asarray(norm["p01"], float), np.asarray(norm["p99"], float)
-        kind, offset, scale = "percentile", lo, np.where(hi > lo, hi - lo, 1.0)
-    else:
-        kind, offset, scale = "none", np.zeros(len(idx)), np.ones(len(idx))
-    scale = np.where(np.asarray(scale) > 0, scale, 1.0)
-    return InputSpec(tuple(int(i) for i in idx), tuple(zoom) if zoom else None,
-                     tuple(int(s) for s in card["input_size"]), mode, kind,
-                     tuple(float(v) for v in offset), tuple(float(v) for v in scale))
+        if norm["mode"] not in ("zscore", "stats_range"):
+            raise CardMismatchError(f"normalization 'data' replaces archive statistics, but the card's "
+                                    f"mode {norm['mode']!r} uses none; rescale the data to the "
+                                    "pretraining units instead")
+        stats = labeled_stats(labeled, train, idx, names)
+    elif check_values:
+        means = labeled_stats(labeled, train, idx, names, max_items=64)["mean"]
+        check_value_range(card, means)
+    return InputSpec(tuple(int(i) for i in idx), tuple(names), tuple(zoom) if zoom else None,
+                     tuple(int(s) for s in card["input_size"]), mode, normalise, stats)
 
 
 def _fit(x, size: Sequence[int], mode: str):
@@ -139,32 +150,41 @@ def _fit(x, size: Sequence[int], mode: str):
     return out
 
 
-def to_input(image: np.ndarray, spec: InputSpec):
-    """One image `(C, *S)` in data units -> float32 tensor `(C_enc, *input_size)` for the encoder."""
+def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
+    """One image `(C, *S)` in data units -> float32 tensor `(in_chans, *input_size)`.
+
+    Order as in the pretraining views: fit the normalisation on the image, resample, then apply
+    it (an affine map commutes with interpolation); non-finite values become 0.
+    """
     import torch
     import torch.nn.functional as F
 
+    normaliser = normaliser or spec.normaliser()
     x = torch.from_numpy(np.ascontiguousarray(image[list(spec.channel_idx)], dtype=np.float32))
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    x = (x - torch.tensor(spec.offset).view(shape).float()) / torch.tensor(spec.scale).view(shape).float()
-    x = torch.nan_to_num(x)
+    finite = torch.isfinite(x)
+    valid = finite.all(0) if not bool(finite.all()) else None
+    a, b = normaliser.fit(x[None], None if valid is None else valid[None])
+    x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     if spec.zoom:
         new = [max(1, round(s * z)) for s, z in zip(x.shape[1:], spec.zoom)]
         x = F.interpolate(x[None], size=new, mode="bilinear" if x.ndim == 3 else "trilinear",
                           align_corners=False)[0]
-    return _fit(x, spec.input_size, spec.resize).contiguous()
+    x = _fit(x, spec.input_size, spec.resize).contiguous()
+    return normaliser.apply(x[None], a, b)[0].contiguous()
 
 
 def prepare_inputs(labeled: LabeledSet, spec: InputSpec, indices: Sequence[int] | None = None,
                    progress: bool = True):
-    """Encoder inputs for `indices` (default all): float32 tensor `(N, C_enc, *input_size)`."""
+    """Encoder inputs for `indices` (default all): float32 tensor `(N, in_chans, *input_size)`."""
     import torch
 
     indices = range(len(labeled)) if indices is None else indices
+    normaliser = spec.normaliser()
+    first = to_input(labeled.get_image(int(indices[0])), spec, normaliser) if len(indices) else None
+    out = torch.empty((len(indices), *(first.shape if first is not None else (0,))), dtype=torch.float32)
     bar = Progress(f"preparing {labeled.name} inputs", len(indices), enabled=progress)
-    out = torch.empty((len(indices), len(spec.channel_idx), *spec.input_size), dtype=torch.float32)
     for j, i in enumerate(indices):
-        out[j] = to_input(labeled.get_image(int(i)), spec)
+        out[j] = first if j == 0 else to_input(labeled.get_image(int(i)), spec, normaliser)
         bar.update()
     bar.close()
     return out

@@ -35,7 +35,8 @@ def encoder_dir(tmp_path):
     torch.manual_seed(0)
     enc = build_encoder("test_resnet", 2, 2, (16, 16))
     card = make_card(enc, channel_names=["ch0", "ch1"],
-                     normalization={"kind": "standardize", "mean": [100.0, 100.0], "std": [20.0, 20.0]})
+                     normalization={"mode": "zscore", "stats": {"channel_names": ["ch0", "ch1"],
+                                                                "mean": [100.0, 100.0], "std": [20.0, 20.0]}})
     return export_encoder(enc, tmp_path / "enc", card)
 
 

@@ -65,6 +65,7 @@ def encoder_dir(tmp_path):
     torch.manual_seed(0)
     enc = build_encoder("test_resnet", 2, 2, (16, 16), channel_names=["ch0", "ch1"])
     card = make_card(enc, channel_names=["ch0", "ch1"],
-                     normalization={"kind": "standardize", "mean": [100.0, 100.0], "std": [20.0, 40.0]},
+                     normalization={"mode": "zscore", "stats": {"channel_names": ["ch0", "ch1"], "mean": [100.0, 100.0],
+                                                                "std": [20.0, 40.0]}},
                      method={"name": "simclr"}, data={"images": 24})
     return export_encoder(enc, tmp_path / "encoder", card)

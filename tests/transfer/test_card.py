@@ -14,7 +14,8 @@ def _card(**over):
         "version": 1, "arch": "test_resnet", "build": {"arch": "test_resnet"}, "spatial_dims": 2,
         "in_chans": 3, "channel_names": ["B04", "B03", "B08"], "input_size": [32, 32],
         "patch_size": None, "spacing": [10.0, 10.0], "units": ["m", "m"],
-        "normalization": {"kind": "standardize", "mean": [1000.0, 900.0, 2500.0], "std": [300.0, 250.0, 600.0]},
+        "normalization": {"mode": "zscore", "stats": {"channel_names": ["B08", "B04", "B03"],
+                                                      "mean": [2500.0, 1000.0, 900.0], "std": [600.0, 300.0, 250.0]}},
         "embed_dim": 96, "method": {"name": "simclr"}, "data": {"images": 4}, "metrics": {"loss": 1.0},
         "weights": {"file": "model.safetensors"},
     }
@@ -40,8 +41,14 @@ def test_read_card_errors_name_the_problem(tmp_path):
         validate_card(_card(version=99))
     with pytest.raises(CardError, match="channel_names"):
         validate_card(_card(in_chans=4))
-    with pytest.raises(CardError, match="normalization.std"):
-        validate_card(_card(normalization={"kind": "standardize", "mean": [0, 0, 0], "std": [1]}))
+    with pytest.raises(CardError, match="stats.mean"):
+        validate_card(_card(normalization={"mode": "zscore", "stats": {"channel_names": ["B04"], "mean": [0],
+                                                                       "std": [1]}}))
+    with pytest.raises(CardError, match="normalization.mode"):
+        validate_card(_card(normalization={"mode": "minmax"}))
+    with pytest.raises(CardError, match="multiple"):
+        validate_card(_card(in_chans=4, normalization={"mode": "none"}))
+    validate_card(_card(in_chans=6, normalization={"mode": "window", "windows": [[40, 400], [-600, 1500]]}))
 
 
 def test_same_names_in_other_order_are_reordered():
@@ -103,6 +110,7 @@ def test_value_range_check_catches_another_scale():
     check_value_range(_card(), [1100.0, 950.0, 2400.0])
     with pytest.raises(CardMismatchError, match="different scale"):
         check_value_range(_card(), [0.1, 0.09, 0.25])
+    check_value_range(_card(normalization={"mode": "percentile"}), [0.1, 0.09, 0.25])  # scale-free
 
 
 def test_readme_mentions_timm_one_liner_only_for_timm_weights():

@@ -17,7 +17,8 @@ def _export(tmp_path, arch="test_resnet", in_chans=4, size=(32, 32)):
     torch.manual_seed(0)
     enc = build_encoder(arch, in_chans, 2, size, channel_names=NAMES[:in_chans])
     card = make_card(enc, channel_names=NAMES[:in_chans], spacing=[10.0, 10.0], units=["m", "m"],
-                     normalization={"kind": "standardize", "mean": [1.0] * in_chans, "std": [2.0] * in_chans},
+                     normalization={"mode": "zscore", "stats": {"channel_names": NAMES[:in_chans],
+                                                                "mean": [1.0] * in_chans, "std": [2.0] * in_chans}},
                      method={"name": "simclr", "temperature": 0.1}, data={"images": 3, "patches": 12},
                      metrics={"train/loss": 4.2, "monitor/embedding_std": 0.5})
     out = export_encoder(enc, tmp_path / "enc", card)
@@ -74,7 +75,7 @@ def test_3d_encoder_round_trip(tmp_path):
     torch.manual_seed(0)
     enc = build_encoder("vit3d_tiny", 1, 3, (16, 16, 16), patch_size=8, depth=1)
     card = make_card(enc, channel_names=["CT"], spacing=[1.5] * 3, units=["mm"] * 3,
-                     normalization={"kind": "none", "rule": "HU window [-1000, 1000] -> [0, 1]"})
+                     normalization={"mode": "window", "windows": [[0.0, 2000.0]]})
     out = export_encoder(enc, tmp_path / "enc3d", card)
     loaded = load_encoder(out)
     x = torch.randn(1, 1, 16, 16, 16)

@@ -72,8 +72,12 @@ def test_input_spec_applies_card_normalisation_and_resize(encoder_dir, striped):
     x = to_input(images[0, :, :12, :12], spec)
     assert tuple(x.shape) == (2, 16, 16)
     assert abs(float(x.mean())) < 1.0  # (v - 100) / std puts the stripes around 0
+    # data channel 0 is named ch1: it feeds encoder channel 1, standardised with ch1's std (40)
+    raw = images[0, :, :12, :12]
+    assert float(x[1].std()) == pytest.approx(float(((raw[0] - 100) / 40).std()), rel=0.2)
+    assert float(x[0].std()) == pytest.approx(float(((raw[1] - 100) / 20).std()), rel=0.2)
     data_spec = make_input_spec(card, ds, normalization="data")
-    assert data_spec.kind == "standardize" and data_spec.offset[0] == pytest.approx(100, abs=5)
+    assert data_spec.stats["mean"][0] == pytest.approx(100, abs=5)
     crop = make_input_spec(card, ds, resize="crop")
     assert tuple(to_input(images[0, :, :12, :12], crop).shape) == (2, 16, 16)
 
@@ -89,7 +93,22 @@ def test_input_spec_refuses_other_channels_and_scales(encoder_dir, striped):
     scaled = from_arrays(images / 10000.0, labels, channel_names=["ch0", "ch1"]).with_split()
     with pytest.raises(CardMismatchError, match="different scale"):
         make_input_spec(card, scaled)
-    assert make_input_spec(card, scaled, normalization="data").kind == "standardize"
+    assert make_input_spec(card, scaled, normalization="data").normalise["mode"] == "zscore"
+
+
+def test_window_card_expands_channels(striped):
+    import torch
+
+    from domainssl.models import build_encoder
+    from domainssl.transfer.encoder_io import make_card
+
+    enc = build_encoder("test_resnet", 2, 2, (16, 16))
+    card = make_card(enc, channel_names=["CT"], normalization={"mode": "window", "windows": [[40, 400], [0, 2000]]})
+    images, labels = striped
+    ds = from_arrays(images[:, :1], labels, channel_names=["CT"]).with_split()
+    x = to_input(images[0, :1], make_input_spec(card, ds))
+    assert tuple(x.shape) == (2, 16, 16) and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert torch.allclose(x[1], torch.from_numpy((images[0, 0] + 1000) / 2000).clamp(0, 1), atol=1e-5)
 
 
 def test_compare_encoders_on_files_with_cache(encoder_dir, tiff_csv, tmp_path):
