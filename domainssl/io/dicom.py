@@ -23,9 +23,11 @@ from typing import Sequence
 import numpy as np
 
 from .dicom_geometry import series_geometry, warn_at_caller
-from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_with_errors
+from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_dicom_files, index_with_errors
 from .errors import ImageReadError
 from .image import LazyImage
+
+__all__ = ["NOT_AN_IMAGE", "DicomImage", "SeriesInfo", "index_dicom_files", "list_dicom_files", "open_dicom"]
 
 # Packages that provide pydicom decoders, by transfer-syntax family (for error messages).
 _DECODER_HINTS = {
