@@ -148,7 +148,8 @@ class GeoTiffImage(LazyImage):
     """A GeoTIFF/COG (or a stack of single-band GeoTIFFs) as a lazy `(C, Y, X)` image.
 
     `read(region)` issues one rasterio window read per file touched by the channel slice.
-    `read_mask(region)` marks nodata (incl. NaN nodata) and GDAL mask/alpha bands as invalid.
+    `read_mask(region)` marks nodata, NaN in float bands (declared nodata or not) and GDAL
+    mask/alpha bands as invalid.
     With scale/offset, nodata pixels keep their scaled stored value in `read`: use the mask.
     """
 
@@ -312,17 +313,21 @@ class GeoTiffImage(LazyImage):
         return out
 
     def _nodata_valid(self, raw: np.ndarray, c0: int) -> np.ndarray | None:
-        """True where no band of `raw` (bands c0.. of the image) holds its nodata value."""
+        """True where no band of `raw` (bands c0.. of the image) holds nodata; None if none can.
+
+        NaN counts as nodata in float bands even without a declared nodata value: float rasters
+        written by numpy pipelines often carry NaN holes and no tag, and a NaN is never a value
+        a model can use.
+        """
         nodata = self._nodata[c0:c0 + raw.shape[0]]
-        if all(v is None for v in nodata):
+        is_float = raw.dtype.kind == "f"
+        if all(v is None for v in nodata) and not is_float:
             return None
         valid = np.ones(raw.shape[1:], dtype=bool)
         for i, nd in enumerate(nodata):
-            if nd is None:
-                continue
-            if isinstance(nd, float) and math.isnan(nd):
+            if is_float:
                 valid &= ~np.isnan(raw[i])
-            else:
+            if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
                 valid &= raw[i] != nd
         return valid
 
@@ -345,7 +350,8 @@ class GeoTiffImage(LazyImage):
     def _read_mask(self, bounds) -> np.ndarray | None:
         c0, c1 = bounds[0]
         use_masks = self._mask_bands[c0:c1]
-        if all(v is None for v in self._nodata[c0:c1]) and not any(use_masks):
+        if (all(v is None for v in self._nodata[c0:c1]) and not any(use_masks)
+                and self._raw_dtype.kind != "f"):
             return None
         if self._last is not None and self._last[0] == bounds:
             valid = self._last[1]

@@ -272,3 +272,13 @@ def test_read_after_mask_returns_fresh_values(tmp_path):
     np.testing.assert_array_equal(first, data[region])
     first[:] = 0
     np.testing.assert_array_equal(img.read(region), data[region])
+
+
+def test_float_nan_without_nodata_tag_is_masked(tmp_path):
+    data = np.ones((1, 4, 5), np.float32)
+    data[0, 1, 2] = np.nan
+    img = open_image(write_geotiff(tmp_path / "f.tif", data))
+    assert img.meta["nodata"] is None
+    expected = np.ones((4, 5), bool)
+    expected[1, 2] = False
+    np.testing.assert_array_equal(img.read_mask(), expected)
