@@ -25,3 +25,15 @@ def test_scan_command_exit_codes(tmp_path):
     assert proc.returncode == 1 and "no usable image" in proc.stderr
     proc = _run("scan", str(tmp_path / "missing"), "--out", str(tmp_path / "m.jsonl"))
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_stats_command_on_scanned_manifest(demo_archive, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    assert _run("scan", demo_archive["tiles"], "--out", str(manifest), "--jobs", "0").returncode == 0
+    out = tmp_path / "stats.json"
+    proc = _run("stats", str(manifest), "--patch-size", "32", "32", "--patches", "16", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(out.read_text())
+    assert stats["channel_names"] == ["B02", "B03", "B04", "B08"] and stats["n_patches"] == 16
+    # generated reflectance x 10000: NIR (B08) is the brightest band of every class
+    assert stats["mean"][3] > max(stats["mean"][:3]) and all(s > 0 for s in stats["std"])
