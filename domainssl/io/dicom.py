@@ -94,7 +94,7 @@ class DicomImage(LazyImage):
 
         colour = ref.samples == 3 or ref.photometric == "PALETTE COLOR"
         channel_names = _COLOUR_NAMES if colour else [ref.modality or "intensity"]
-        volume = ref.multi_frame or len(headers) > 1
+        volume = ref.multi_frame or len(self.planes) > 1
         z_mm, y_mm, x_mm = geometry.spacing_zyx
         z_unit, y_unit, x_unit = geometry.units_zyx
         if volume:
