@@ -58,7 +58,7 @@ def test_probe_writes_table_json_csv_plot(labeled_csv, encoder_dir, tmp_path, ca
 def test_probe_channel_mismatch_is_a_clear_error(labeled_csv, encoder_dir, tmp_path, capsys):
     card_path = encoder_dir / "encoder.json"
     card = json.loads(card_path.read_text())
-    card["channel_names"] = ["B04", "B08"]
+    card["channel_names"] = card["normalization"]["stats"]["channel_names"] = ["B04", "B08"]
     card_path.write_text(json.dumps(card))
     rc = main(["probe", str(encoder_dir), "--data", str(labeled_csv), "--out", str(tmp_path / "r")])
     assert rc == 2
