@@ -160,3 +160,26 @@ def test_bad_metadata_errors(tmp_path):
         open_image(tmp_path / "bad.zarr")
     with pytest.raises(ImageReadError, match="no such OME-Zarr"):
         open_ome_zarr(tmp_path / "nothing.zarr")
+
+
+def test_readers_work_in_a_spawned_worker(ngff04, shared_data, tmp_path):
+    """DataLoader spawn workers get pickled images and must reopen their files lazily."""
+    import multiprocessing
+    from operator import methodcaller
+
+    images = [
+        open_image(ngff04, level=1),
+        open_image(ngff04.resolve().as_uri()),
+        open_image(shared_data / "microscopy" / "converted" / "neubias_dna_conf_wf_czyx.ome.tif"),
+        open_image(shared_data / "geotiff" / "s2_l2a_T29RKH_20200219_12band_200m_cog.tif"),
+        open_image(shared_data / "labeled" / "brazilian_coffee_scenes" / "images"
+                   / "arceburgo.T1024.B1088.L2624.R2688.jpg"),
+    ]
+    for img in images:  # handles opened in the parent must not travel
+        img.read((slice(0, 1),) + (slice(0, 8),) * img.spatial_dims)
+    region = (slice(0, 1), slice(0, 16), slice(0, 16))
+    read = methodcaller("read", region)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        blocks = pool.map(read, images)
+    for img, block in zip(images, blocks):
+        np.testing.assert_array_equal(block, img.read(region))
