@@ -109,6 +109,26 @@ def _open_dataset(path: str, level: int):
     return rasterio.open(path, **kwargs)
 
 
+def _check_complete(ds, path: str) -> None:
+    """Raise when the last block of the first and last band lies beyond the end of a local file.
+
+    A header-only check (GDAL's TIFF block offsets): a copy cut off mid-transfer opens fine and
+    only fails, or worse reads zeros, when a patch reaches the missing tiles.
+    """
+    if not os.path.isfile(path) or not ds.count:
+        return
+    size = os.path.getsize(path)
+    bh, bw = ds.block_shapes[0]
+    xb, yb = (ds.width - 1) // bw, (ds.height - 1) // bh
+    for band in sorted({1, ds.count}):
+        offset = ds.get_tag_item(f"BLOCK_OFFSET_{xb}_{yb}", "TIFF", bidx=band)
+        nbytes = ds.get_tag_item(f"BLOCK_SIZE_{xb}_{yb}", "TIFF", bidx=band)
+        if offset and nbytes and int(offset) + int(nbytes) > size:
+            raise ImageReadError(path, f"truncated: the last block of band {band} ends at byte "
+                                 f"{int(offset) + int(nbytes)} but the file has {size} bytes; "
+                                 "re-copy or re-download the file")
+
+
 def _read_info(path: str, level: int) -> _FileInfo:
     from rasterio.errors import RasterioError
 
@@ -122,9 +142,11 @@ def _read_info(path: str, level: int) -> _FileInfo:
                                      f"overview level(s) (factors {factors}); use level "
                                      f"0..{len(factors)}")
             if level == 0:
+                _check_complete(ds, path)
                 info = _FileInfo(path, ds)
         if level > 0:
             with _env(), _open_dataset(path, level) as ds:
+                _check_complete(ds, path)
                 info = _FileInfo(path, ds)
         info.overviews = list(factors)  # the full-resolution file's factors, whatever the level
         return info

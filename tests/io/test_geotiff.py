@@ -192,8 +192,11 @@ def test_errors_name_the_file(tmp_path, s2_cog):
         open_geotiff(tmp_path / "missing.tif")
     bad = truncate_copy(s2_cog, tmp_path / "cut.tif", keep_fraction=0.01)
     with pytest.raises(ImageReadError, match="cut.tif"):
-        img = open_geotiff(bad)
-        img.read()
+        open_geotiff(bad).read()
+    # cut in the middle: the header is intact, the check of block offsets catches it at open
+    half = truncate_copy(s2_cog, tmp_path / "half.tif", keep_fraction=0.5)
+    with pytest.raises(ImageReadError, match="half.tif: truncated"):
+        open_image(half)
 
 
 def test_stack_names_from_descriptions_then_stems(tmp_path):
