@@ -95,7 +95,7 @@ def sampling_grid(p: ViewParams, in_shape: Sequence[int], size: Sequence[int], d
     for i in reversed(range(d)):  # grid_sample lists coordinates last axis first (x, y[, z])
         g = t_t[:, i].reshape((bsz,) + (1,) * d)
         for j in range(d):
-            shape = [bsz] + [1] * d
+            shape = [1] * (d + 1)
             shape[1 + j] = size[j]
             g = g + m_t[:, i, j].reshape(bsz, *([1] * d)) * base[j].reshape(shape)
         comps.append(g)
