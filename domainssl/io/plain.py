@@ -34,6 +34,32 @@ _MODES = {
 }
 
 
+_VERIFY_MAX_BYTES = 64 * 2**20  # PNG chunk CRC check reads the file; skip it for huge files
+
+
+def _check_complete(path: str, fmt: str | None) -> None:
+    """Header-cost checks that a PNG/JPEG is not cut off, so the archive scan rejects it.
+
+    JPEG: the end-of-image marker must be among the last 4 KiB (encoders may pad after it).
+    PNG: Pillow's `verify` walks the chunks and their CRCs without decoding pixels.
+    """
+    from PIL import Image
+
+    if fmt == "JPEG":
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 4096))
+            tail = fh.read()
+        if b"\xff\xd9" not in tail:
+            raise ImageReadError(path, "truncated JPEG: no end-of-image marker; re-copy the file")
+    elif fmt == "PNG" and os.path.getsize(path) <= _VERIFY_MAX_BYTES:
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as exc:  # Pillow raises SyntaxError/OSError/struct.error on bad chunks
+            raise ImageReadError(path, f"truncated or corrupt PNG ({type(exc).__name__}: {exc})") from exc
+
+
 class PlainImage(LazyImage):
     """A PNG/JPEG/BMP file as a lazy `(C, Y, X)` image with spacing 1 "px"."""
 
@@ -46,9 +72,12 @@ class PlainImage(LazyImage):
             with Image.open(path) as im:
                 mode, size, fmt = im.mode, im.size, im.format
                 transparent = "transparency" in im.info
-                exif_orientation = im.getexif().get(0x0112) if hasattr(im, "getexif") else None
+                # EXIF orientation matters for camera JPEGs; for PNG getexif would walk all chunks
+                exif_orientation = im.getexif().get(0x0112) if fmt == "JPEG" else None
         except (UnidentifiedImageError, OSError) as exc:
-            raise ImageReadError(path, f"not a readable PNG/JPEG/BMP ({type(exc).__name__}: {exc})") from exc
+            raise ImageReadError(path, f"not a readable PNG/JPEG/BMP, or truncated "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        _check_complete(path, fmt)
         if mode not in _MODES:
             raise ImageReadError(path, f"Pillow mode {mode!r} is not supported; convert the image to "
                                  f"one of {sorted(_MODES)}")

@@ -56,7 +56,12 @@ def test_broken_files(tmp_path, shared_data):
         open_plain(junk)
     src = shared_data / "microscopy" / "stardist_nuclei" / "histo.jpg"
     cut = truncate_copy(src, tmp_path / "cut.jpg", 0.3)
-    with pytest.raises(ImageReadError, match="cut.jpg.*truncated"):
-        open_plain(cut).read()
+    with pytest.raises(ImageReadError, match="cut.jpg: truncated JPEG"):
+        open_plain(cut)
+    noise = np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "ok.png")
+    cut_png = truncate_copy(tmp_path / "ok.png", tmp_path / "cut.png", 0.8)
+    with pytest.raises(ImageReadError, match="cut.png: truncated or corrupt PNG"):
+        open_image(cut_png)
     with pytest.raises(ImageReadError, match="no such file"):
         open_plain(tmp_path / "none.jpg")
