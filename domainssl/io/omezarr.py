@@ -148,16 +148,14 @@ class OmeZarrImage(LazyImage):
         roles: list[Any] = [None] * len(axes)
         for i, letter in zip(space, letters):
             roles[i] = letter
-        n_channel = 0
+        if sum(a["type"] == "channel" for a in axes) > 1:
+            raise ImageReadError(url, f"more than one channel axis in {names}")
         for i, ax in enumerate(axes):
             if roles[i] is not None:
                 continue
             size = self._src_shape[i]
             if ax["type"] == "channel":
-                n_channel += 1
-                roles[i] = "c" if n_channel == 1 else None
-                if roles[i] is None:
-                    raise ImageReadError(url, f"more than one channel axis in {names}")
+                roles[i] = "c"
             elif ax["type"] == "time":
                 if t is not None:
                     if not 0 <= t < size:
