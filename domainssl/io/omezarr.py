@@ -133,7 +133,8 @@ class OmeZarrImage(LazyImage):
         try:
             return zarr.open_group(self._url, mode="r", storage_options=self._storage_options)
         except Exception as exc:
-            raise ImageReadError(self._url, f"not a readable zarr group ({type(exc).__name__}: {exc})") from exc
+            raise ImageReadError(self._url, f"not a readable zarr group "
+                                 f"({type(exc).__name__}: {exc})") from exc
 
     def _axis_roles(self, url, axes: list[dict], t: int | None) -> list[Any]:
         """Role per source axis: 'c', 'z', 'y', 'x', or a fixed int index (time, size-1 extras)."""
