@@ -1,1 +1,43 @@
-"""domainssl.methods."""
+"""domainssl.methods: one LightningModule per SSL method (SimCLR, MoCoV3, BYOL, DINO, MAE) and
+the shared losses, momentum updates, schedules and monitors.
+
+Names are re-exported lazily so `import domainssl` does not import torch or lightning.
+"""
+
+_EXPORTS = {
+    "SSLMethod": "base",
+    "SimCLR": "simclr",
+    "MoCoV3": "moco",
+    "BYOL": "byol",
+    "DINO": "dino",
+    "MAE": "mae",
+    "build_method": "build",
+    "method_class": "build",
+    "from_checkpoint": "build",
+    "nt_xent_loss": "losses",
+    "info_nce_loss": "losses",
+    "cosine_similarity_loss": "losses",
+    "DINOLoss": "losses",
+    "ema_update": "momentum",
+    "update_momentum": "momentum",
+    "cosine_momentum": "momentum",
+    "cosine_schedule": "schedules",
+    "WarmupCosine": "schedules",
+    "embedding_std": "monitors",
+    "CollapseMonitor": "monitors",
+    "CollapseWarning": "monitors",
+    "NonFiniteLossError": "monitors",
+    "check_finite": "monitors",
+    "knn_accuracy": "monitors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

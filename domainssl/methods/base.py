@@ -1,0 +1,216 @@
+"""SSLMethod: the small LightningModule base every method shares.
+
+It owns what is the same for all methods: AdamW (fused on CUDA) with a warm-up + cosine LR and a
+cosine weight-decay schedule, gradient clipping, optional torch.compile, the collapse monitor and
+NaN/Inf guard, online kNN accuracy on a labeled validation set, `card_facts()`, and calling an
+optional GPU view generator after the batch reaches the device. Methods implement `compute_loss`.
+Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to float32 themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from .monitors import CollapseMonitor, check_finite, knn_accuracy
+from .schedules import WarmupCosine, cosine_schedule
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class SSLMethod(L.LightningModule):
+    """Base class. Subclasses set `method_name`, build their heads in __init__ (after calling
+    super().__init__) and implement `compute_loss(views) -> (loss, embeddings)`, where embeddings
+    (B, D) feed the collapse monitor. Momentum methods override `momentum_update()`.
+
+    Hyper-parameters (all plain values, saved in checkpoints):
+      lr: peak learning rate; warmup_steps, max_steps (None: from the Trainer), final_lr_ratio;
+      weight_decay -> weight_decay_end (cosine; None keeps it constant), betas;
+      grad_clip: max gradient norm (None: off; a Trainer's gradient_clip_val takes precedence);
+      compile: torch.compile the encoder and heads; collapse_threshold; nan_guard: 'skip' |
+      'stop' | 'off'; knn_k: neighbours for the online kNN monitor.
+    `batch_views`: optional nn.Module mapping {"image": (B,C,*S)} -> {"views": [...]} run on the
+    device when a training batch has "image" but no "views" (not saved in checkpoints).
+    """
+
+    method_name = "base"
+
+    def __init__(self, encoder: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.05,
+                 weight_decay_end: float | None = None, warmup_steps: int = 0,
+                 max_steps: int | None = None, final_lr_ratio: float = 0.0,
+                 betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = None,
+                 compile: bool = False, collapse_threshold: float = 0.05,
+                 nan_guard: str = "skip", knn_k: int = 20,
+                 batch_views: nn.Module | None = None, **method_hparams: Any) -> None:
+        super().__init__()
+        if nan_guard not in ("skip", "stop", "off"):
+            raise ValueError(f"nan_guard must be 'skip', 'stop' or 'off', got {nan_guard!r}")
+        self.encoder = encoder
+        hp = dict(method=self.method_name, encoder_config=getattr(encoder, "config", None), lr=lr,
+                  weight_decay=weight_decay, weight_decay_end=weight_decay_end,
+                  warmup_steps=warmup_steps, max_steps=max_steps, final_lr_ratio=final_lr_ratio,
+                  betas=betas, grad_clip=grad_clip, compile=compile,
+                  collapse_threshold=collapse_threshold, nan_guard=nan_guard, knn_k=knn_k,
+                  **method_hparams)
+        # Only plain values: checkpoints must load with torch.load(weights_only=True).
+        self.save_hyperparameters({k: _plain(v) for k, v in hp.items()})
+        # Kept out of the module tree on purpose: the view generator is data plumbing, not model
+        # state, and must not add keys to checkpoints. It is moved to the device in on_fit_start.
+        self.__dict__["batch_views"] = batch_views
+        self.collapse = CollapseMonitor(collapse_threshold)
+        self.last_loss: float | None = None
+        self.last_knn: float | None = None
+        self.skipped_steps = 0
+        self._val_feats: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+
+    # ----------------------------------------------------------------- method interface
+    def compute_loss(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """views: list of (B, C, *S) tensors. Returns (scalar loss, (B, D) embeddings or None)."""
+        raise NotImplementedError
+
+    def momentum_update(self) -> None:
+        """Called after each optimiser step that was not skipped (EMA of teacher/target nets)."""
+
+    def compile_targets(self) -> list[nn.Module]:
+        """Modules compiled in place when compile=True (state_dict keys stay unchanged)."""
+        return [self.encoder]
+
+    def method_facts(self) -> dict[str, Any]:
+        """Method-specific hyper-parameters for the card."""
+        return {}
+
+    # ----------------------------------------------------------------- schedules
+    @property
+    def total_steps(self) -> int:
+        """Length of the schedules in optimiser steps."""
+        if self.hparams.max_steps:
+            return int(self.hparams.max_steps)
+        if self._trainer is not None:
+            est = self.trainer.estimated_stepping_batches
+            if est and est != float("inf"):
+                return int(est)
+        raise ValueError("set max_steps (in the method or the Trainer) so the LR, weight-decay and "
+                         "momentum schedules know their length")
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            # Biases, norms, tokens and position tables take no weight decay (common practice).
+            (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "reg_token", "pos_embed",
+                                                       "mask_token", "group_embed")) else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay, "apply_wd": True},
+                  {"params": no_decay, "weight_decay": 0.0, "apply_wd": False}]
+        fused = self.device.type == "cuda"
+        opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas),
+                                fused=fused or None)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, WarmupCosine(self.hparams.warmup_steps, self.total_steps, self.hparams.final_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        wd_end = self.hparams.weight_decay_end
+        if wd_end is None:
+            return
+        wd = cosine_schedule(self.global_step, self.total_steps, self.hparams.weight_decay, wd_end)
+        for opt in self.trainer.optimizers:
+            for group in opt.param_groups:
+                if group.get("apply_wd"):
+                    group["weight_decay"] = wd
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None) -> None:
+        clip = gradient_clip_val if gradient_clip_val is not None else self.hparams.grad_clip
+        if clip:
+            self.clip_gradients(optimizer, gradient_clip_val=clip,
+                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            for module in self.compile_targets():
+                module.compile()
+
+    # ----------------------------------------------------------------- training
+    def on_fit_start(self) -> None:
+        if self.batch_views is not None:
+            self.batch_views.to(self.device)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if (self.batch_views is not None and isinstance(batch, dict) and "image" in batch
+                and "views" not in batch and self._trainer is not None and self.trainer.training):
+            batch = {**batch, **self.batch_views({"image": batch["image"]})}
+        return batch
+
+    def training_step(self, batch: dict, batch_idx: int):
+        views = batch["views"]
+        loss, emb = self.compute_loss(views)
+        step = self.global_step
+        if not check_finite(loss, step, self.hparams.nan_guard):
+            self.skipped_steps += 1
+            return None  # Lightning skips backward and the optimiser step
+        self.last_loss = float(loss.detach()) if self.hparams.nan_guard != "off" else None
+        bs = views[0].shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        if emb is not None and self.collapse.threshold > 0:
+            self.log("train/emb_std", self.collapse.update(emb.detach(), step), batch_size=bs)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if outputs is not None:
+            self.momentum_update()
+
+    # ----------------------------------------------------------------- online kNN monitor
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """A labeled batch {"image" (or "views"), "label"}: collect encoder features for kNN."""
+        if "label" not in batch:
+            return
+        x = batch["image"] if "image" in batch else batch["views"][0]
+        self._val_feats.append(self.encoder(x).float())
+        self._val_labels.append(batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_feats:
+            return
+        feats = self.all_gather(torch.cat(self._val_feats)).reshape(-1, self._val_feats[0].shape[-1])
+        labels = self.all_gather(torch.cat(self._val_labels)).reshape(-1)
+        self._val_feats, self._val_labels = [], []
+        self.last_knn = knn_accuracy(feats, labels, k=self.hparams.knn_k)
+        self.log("val/knn_acc", self.last_knn, prog_bar=True, rank_zero_only=True)
+
+    # ----------------------------------------------------------------- facts and checkpoints
+    def card_facts(self) -> dict[str, Any]:
+        """Plain facts for the encoder card: method, key hyper-parameters, last monitor values."""
+        hp = dict(self.hparams)
+        return {
+            "method": self.method_name,
+            "encoder": hp.pop("encoder_config", None),
+            "hparams": {k: v for k, v in hp.items() if k != "method"},
+            "method_facts": self.method_facts(),
+            "global_step": int(self.global_step) if self._trainer is not None else None,
+            "last_loss": self.last_loss,
+            "emb_std": self.collapse.last,
+            "collapse_warnings": self.collapse.tripped,
+            "knn_acc": self.last_knn,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["domainssl_monitors"] = {
+            "last_loss": self.last_loss, "last_knn": self.last_knn,
+            "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,
+            "collapse_warnings": self.collapse.tripped}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        m = checkpoint.get("domainssl_monitors") or {}
+        self.last_loss, self.last_knn = m.get("last_loss"), m.get("last_knn")
+        self.skipped_steps = int(m.get("skipped_steps") or 0)
+        self.collapse.last, self.collapse.tripped = m.get("emb_std"), int(m.get("collapse_warnings") or 0)

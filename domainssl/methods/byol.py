@@ -1,0 +1,59 @@
+"""BYOL (Grill et al. 2020): online net + predictor regress a momentum target net's projections."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import SSLMethod
+from .heads import projection_mlp
+from .losses import cosine_similarity_loss
+from .momentum import copy_frozen, cosine_momentum, update_momentum
+
+
+class BYOL(SSLMethod):
+    """Online encoder -> projector -> predictor; target encoder -> projector (EMA of online,
+    momentum rising from `momentum_start` to `momentum_end` on a cosine). Symmetric loss
+    2 - 2 cos. views: 2 tensors (B, C, *S)."""
+
+    method_name = "byol"
+
+    def __init__(self, encoder, proj_hidden_dim: int = 4096, proj_dim: int = 256,
+                 pred_hidden_dim: int = 4096, momentum_start: float = 0.99,
+                 momentum_end: float = 1.0, **kwargs) -> None:
+        super().__init__(encoder, proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
+                         pred_hidden_dim=pred_hidden_dim, momentum_start=momentum_start,
+                         momentum_end=momentum_end, **kwargs)
+        self.projector = projection_mlp(encoder.embed_dim, proj_hidden_dim, proj_dim)
+        self.predictor = projection_mlp(proj_dim, pred_hidden_dim, proj_dim)
+        self.target_encoder = copy_frozen(self.encoder)
+        self.target_projector = copy_frozen(self.projector)
+
+    def compile_targets(self):
+        return [self.encoder, self.projector, self.predictor, self.target_encoder,
+                self.target_projector]
+
+    def method_facts(self):
+        return {"momentum": [self.hparams.momentum_start, self.hparams.momentum_end],
+                "proj_dim": self.hparams.proj_dim}
+
+    def current_momentum(self) -> float:
+        return cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
+                               self.hparams.momentum_end)
+
+    def compute_loss(self, views):
+        if len(views) != 2:
+            raise ValueError(f"BYOL takes 2 views, got {len(views)}")
+        b = views[0].shape[0]
+        x = torch.cat(views)
+        feats = self.encoder(x)
+        p = self.predictor(self.projector(feats))
+        with torch.no_grad():
+            z = self.target_projector(self.target_encoder(x))
+        # view 1's prediction regresses view 2's target and vice versa
+        loss = cosine_similarity_loss(p[:b], z[b:]) + cosine_similarity_loss(p[b:], z[:b])
+        return loss, feats[:b]
+
+    def momentum_update(self) -> None:
+        m = self.current_momentum()
+        update_momentum(self.target_encoder, self.encoder, m)
+        update_momentum(self.target_projector, self.projector, m)

@@ -1,0 +1,98 @@
+"""Training monitors: embedding collapse, non-finite losses, online kNN accuracy."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+
+class CollapseWarning(UserWarning):
+    """Embeddings have (nearly) collapsed to a single direction."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite and the guard is set to stop."""
+
+
+@torch.no_grad()
+def embedding_std(z: torch.Tensor) -> torch.Tensor:
+    """Collapse score of embeddings z (B, D): std over the batch of the L2-normalised embeddings,
+    averaged over dimensions, times sqrt(D). About 1 for embeddings spread over the sphere,
+    0 when every sample maps to the same direction. Scalar float32 tensor (no host sync)."""
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"embedding_std needs (B>=2, D) embeddings, got {tuple(z.shape)}")
+    z = F.normalize(z.float(), dim=1)
+    return z.std(dim=0).mean() * math.sqrt(z.shape[1])
+
+
+class CollapseMonitor:
+    """Warns (CollapseWarning, naming the step) when `embedding_std` falls below `threshold`.
+
+    It warns when the score first drops below the threshold and again each time it recovers and
+    drops again, not every step. `last` holds the latest score, `tripped` how many times it warned.
+    """
+
+    def __init__(self, threshold: float = 0.05) -> None:
+        self.threshold = float(threshold)
+        self.last: float | None = None
+        self.tripped = 0
+        self._below = False
+
+    def update(self, z: torch.Tensor, step: int) -> float:
+        """Score embeddings z (B, D) at optimisation step `step`; returns the score."""
+        score = float(embedding_std(z))
+        self.last = score
+        below = score < self.threshold
+        if below and not self._below:
+            self.tripped += 1
+            warnings.warn(f"step {step}: embeddings look collapsed (std of L2-normalised embeddings "
+                          f"x sqrt(d) = {score:.4f} < {self.threshold}); lower the learning rate, "
+                          f"check the augmentations, or raise the temperature/centre momentum",
+                          CollapseWarning, stacklevel=2)
+        self._below = below
+        return score
+
+
+def check_finite(loss: torch.Tensor, step: int, action: str = "skip") -> bool:
+    """True if `loss` is finite. Otherwise warns and returns False (action 'skip': the caller
+    skips this step) or raises NonFiniteLossError (action 'stop'). 'off' never checks."""
+    if action == "off":
+        return True
+    if action not in ("skip", "stop"):
+        raise ValueError(f"nan_guard must be 'skip', 'stop' or 'off', got {action!r}")
+    if bool(torch.isfinite(loss.detach()).all()):
+        return True
+    msg = (f"step {step}: loss is {loss.detach().float().item()} (non-finite); "
+           "common causes: too high a learning rate, fp16 overflow, a bad input tile (NaN nodata)")
+    if action == "stop":
+        raise NonFiniteLossError(msg + "; stopping (set nan_guard='skip' to skip such steps)")
+    warnings.warn(msg + "; skipping this optimisation step", RuntimeWarning, stacklevel=2)
+    return False
+
+
+@torch.no_grad()
+def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = 20,
+                 query_features: torch.Tensor | None = None,
+                 query_labels: torch.Tensor | None = None, temperature: float = 0.07) -> float:
+    """Weighted cosine kNN accuracy (DINO's kNN monitor).
+
+    features (N, D), labels (N,) int: the reference set. Queries default to the reference set
+    itself, scored leave-one-out (a sample never votes for itself), so one small labeled set is
+    enough. Neighbours vote with weight exp(cos / temperature). Returns accuracy in [0, 1].
+    """
+    ref = F.normalize(features.float(), dim=1)
+    loo = query_features is None
+    qry = ref if loo else F.normalize(query_features.float(), dim=1)
+    qlab = labels if loo else query_labels
+    sim = qry @ ref.T
+    if loo:
+        sim.fill_diagonal_(float("-inf"))
+    k = min(k, ref.shape[0] - (1 if loo else 0))
+    top, idx = sim.topk(k, dim=1)
+    n_cls = int(max(labels.max(), qlab.max())) + 1
+    votes = torch.zeros(qry.shape[0], n_cls, device=ref.device)
+    votes.scatter_add_(1, labels[idx], (top / temperature).exp())
+    return float((votes.argmax(1) == qlab).float().mean())
