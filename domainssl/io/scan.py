@@ -139,14 +139,30 @@ def _record_ok(image, extra: dict | None = None, caught: list | None = None) -> 
     rec.update(image.describe())
     rec.update(status="ok", reason=None)
     meta = image.meta
-    rec["meta"] = {k: meta[k] for k in ("value_unit", "nodata", "crs", "orientation", "modality",
-                                        "spacing_report", "level", "levels") if k in meta}
+    rec["meta"] = _strict_json({k: meta[k] for k in ("value_unit", "nodata", "crs", "orientation",
+                                                     "modality", "spacing_report", "level", "levels")
+                                if k in meta})
     rec["nbytes"] = image.nbytes()
     if caught:
         rec["warnings"] = [str(w.message) for w in caught]
     if extra:
         rec.update(extra)
     return rec
+
+
+def _strict_json(value):
+    """Non-finite floats (NaN nodata) as strings, so every line parses as strict JSON."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return _strict_json(value.item())
+    return value
 
 
 def rejected_record(path, reason: str, fmt: str | None = None, **extra) -> dict:

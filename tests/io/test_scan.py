@@ -94,3 +94,20 @@ def test_read_manifest_filters_and_reports_bad_lines(tmp_path):
     path.write_text('{"path": "a", "status": "ok"}\nnot json\n')
     with pytest.raises(ValueError, match=":2:"):
         list(read_manifest(path))
+
+
+def test_nan_nodata_is_written_as_strict_json(tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.ones((1, 8, 8), np.float32)
+    data[0, 0, 0] = np.nan
+    with rasterio.open(tmp_path / "nan.tif", "w", driver="GTiff", width=8, height=8, count=1,
+                       dtype="float32", nodata=float("nan"), crs="EPSG:4326",
+                       transform=from_origin(0, 0, 1, 1)) as dst:
+        dst.write(data)
+    scan_archive(tmp_path / "nan.tif", tmp_path / "m.jsonl", jobs=0)
+    line = (tmp_path / "m.jsonl").read_text()
+    rec = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert rec["status"] == "ok" and rec["meta"]["nodata"] == "nan"
