@@ -7,7 +7,8 @@ import torch
 from domainssl.transforms import (RGBRequiredError, adjust_hue, adjust_saturation, build_views, ct_window,
                                   ct_windows, to_grayscale)
 from domainssl.transforms.config import ViewConfig
-from domainssl.transforms.intensity import _blur_cv2_single, apply_intensity, bias_field, gaussian_blur
+from domainssl.transforms.cv2_kernels import gaussian_blur_, power_, resize
+from domainssl.transforms.intensity import apply_intensity, bias_field, gaussian_blur
 from domainssl.transforms.params import sample_view_params
 
 from transform_samples import BANDS13, NO_INTENSITY, make_sample, s2_sample
@@ -101,14 +102,23 @@ def test_band_dropout_in_views_zeroes_whole_bands():
         assert int(live) == 1
 
 
-def test_blur_backends_agree_2d_and_3d():
+def test_opencv_kernels_match_torch_2d_and_3d():
     rng = np.random.default_rng(0)
-    for shape in [(1, 3, 20, 22), (1, 2, 12, 14, 16)]:
-        x = torch.from_numpy(rng.random(shape, dtype=np.float32))
+    for shape in [(3, 20, 22), (2, 12, 14, 16)]:
+        x = torch.from_numpy(rng.random((1,) + shape, dtype=np.float32))
         ref = gaussian_blur(x.clone(), np.array([1.3]))
-        out = _blur_cv2_single(x.clone(), 1.3)
+        out = torch.from_numpy(gaussian_blur_(x[0].numpy().copy(), 1.3, 4))[None]
         assert torch.allclose(ref, out, atol=1e-5)
         assert not torch.allclose(ref, x, atol=1e-3)
+        size = (9,) * (len(shape) - 1)
+        crop = x[0].numpy()[(slice(None),) + (slice(1, 11),) * (len(shape) - 1)]  # strided view
+        mode = "bilinear" if len(shape) == 3 else "trilinear"
+        ref = torch.nn.functional.interpolate(torch.from_numpy(crop.copy())[None], size=size, mode=mode,
+                                              align_corners=False)
+        assert torch.allclose(ref[0], torch.from_numpy(resize(crop, size)), atol=1e-4)
+        gam = np.array([0.7, 1.3, 1.0][: shape[0]])
+        ref = x[0] ** torch.tensor(gam, dtype=torch.float32).reshape((-1,) + (1,) * (len(shape) - 1))
+        assert torch.allclose(ref, torch.from_numpy(power_(x[0].numpy().copy(), gam)), atol=1e-5)
 
 
 def test_batched_intensity_equals_per_sample():
