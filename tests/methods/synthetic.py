@@ -78,3 +78,20 @@ class ViewDataset(torch.utils.data.Dataset):
         views = [augment(x, g)[0] for _ in range(self.n_global)]
         views += [augment(x, g, self.local_size)[0] for _ in range(self.n_local)]
         return {"views": views, "label": self.labels[i]}
+
+
+class BatchViews(torch.nn.Module):
+    """The `batch_views` form: {"image": (B, C, S, S)} -> {"views": [...]}, made on the batch's
+    device after transfer (what a GPU view generator does), `n_global` full-size views first,
+    then `n_local` views of `local_size`."""
+
+    def __init__(self, n_global: int = 2, n_local: int = 0, local_size: int = 16, seed: int = 0):
+        super().__init__()
+        self.n_global, self.n_local, self.local_size = n_global, n_local, local_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, batch: dict) -> dict:
+        x = batch["image"]
+        views = [augment(x, self.generator) for _ in range(self.n_global)]
+        views += [augment(x, self.generator, self.local_size) for _ in range(self.n_local)]
+        return {"views": views}

@@ -1,0 +1,89 @@
+"""MAE: exact masking fraction, loss over masked patches only, 2D / 3D / channel groups."""
+
+import pytest
+import torch
+
+from domainssl.methods import MAE
+from domainssl.models import build_encoder, patchify
+
+
+def _mae(arch="vit2d_tiny", c=2, d=2, size=(16, 16), patch=4, groups=None, **kw):
+    enc = build_encoder(arch, c, d, size, patch_size=patch, embed_dim=24, depth=1, num_heads=2,
+                        channel_groups=groups)
+    return MAE(enc, decoder_dim=16, decoder_depth=1, decoder_heads=2, **kw)
+
+
+@pytest.mark.parametrize("ratio", [0.75, 0.5, 0.9])
+def test_masks_exact_fraction(ratio):
+    m = _mae()
+    x = torch.randn(3, 2, 16, 16)
+    latent, mask, restore = m.forward_encoder(x, ratio)
+    n = 16
+    kept = int(round(n * (1 - ratio)))
+    assert latent.shape == (3, 1 + kept, 24)
+    assert torch.equal(mask.sum(1), torch.full((3,), float(n - kept)))
+
+
+def test_loss_counts_only_masked_patches():
+    m = _mae(norm_pix_loss=False)
+    x = torch.randn(2, 2, 16, 16)
+    target = patchify(x, (4, 4))                                    # (2, 16, 32)
+    mask = torch.zeros(2, 16)
+    mask[:, :4] = 1.0
+    # perfect on masked patches, garbage on visible ones: loss 0
+    pred = torch.where(mask.bool().unsqueeze(-1), target, target + 100.0)
+    assert m.forward_loss(x, [pred], mask).item() == pytest.approx(0.0, abs=1e-6)
+    # error of 1 on every masked pixel, 0 elsewhere: loss exactly 1
+    pred = torch.where(mask.bool().unsqueeze(-1), target + 1.0, target)
+    assert m.forward_loss(x, [pred], mask).item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_norm_pix_target():
+    m = _mae(norm_pix_loss=True)
+    x = torch.randn(1, 2, 16, 16) * 5 + 3
+    t = patchify(x, (4, 4))
+    t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6).sqrt()
+    mask = torch.ones(1, 16)
+    assert m.forward_loss(x, [t], mask).item() == pytest.approx(0.0, abs=1e-5)
+    assert m.forward_loss(x, [torch.zeros_like(t)], mask).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_mae_3d_anisotropic_and_grads():
+    m = _mae("vit3d_tiny", c=1, d=3, size=(8, 16, 16), patch=(2, 8, 8))
+    x = torch.randn(2, 1, 8, 16, 16)
+    loss, emb = m.compute_loss([x])
+    loss.backward()
+    assert torch.isfinite(loss) and emb.shape == (2, 24)
+    assert m.encoder.patch_embed.weight.grad is not None
+    preds = m.forward_decoder(*m.forward_encoder(x, 0.75)[::2], grid=(4, 2, 2))
+    assert preds[0].shape == (2, 16, 2 * 8 * 8)
+
+
+def test_channel_group_masking_independent():
+    groups = [[0, 1], [2], [3, 4, 5]]
+    m = _mae(c=6, groups=groups, norm_pix_loss=False)
+    x = torch.randn(4, 6, 16, 16)
+    latent, mask, restore = m.forward_encoder(x, 0.75)
+    assert mask.shape == (4, 3 * 16)                 # a token per (group, position)
+    assert latent.shape[1] == 1 + 12
+    per_group = mask.view(4, 3, 16).sum(-1)
+    assert not torch.all(per_group == per_group[:, :1])  # groups masked independently
+    preds = m.forward_decoder(latent, restore, (4, 4))
+    assert [p.shape[-1] for p in preds] == [2 * 16, 1 * 16, 3 * 16]
+    # targets per group are that group's channels only
+    targets = m.patch_targets(x)
+    assert torch.equal(targets[2], patchify(x[:, 3:6], (4, 4)))
+    assert m.forward_loss(x, targets, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mae_rejects_cnn():
+    enc = build_encoder("resnet18", 1, 2, (32, 32))
+    with pytest.raises(ValueError, match="ViT"):
+        MAE(enc)
+
+
+def test_mae_on_timm_vit():
+    enc = build_encoder("vit_tiny_patch16_224", 3, 2, (32, 32), depth=1)
+    m = MAE(enc, decoder_dim=16, decoder_depth=1, decoder_heads=2)
+    loss, emb = m.compute_loss([torch.randn(2, 3, 32, 32)])
+    assert torch.isfinite(loss) and emb.shape == (2, 192)
