@@ -91,3 +91,30 @@ def test_wrong_channels_and_dims_are_clear_errors():
     gen3 = build_views("ct", "two_view", 3, ["c0", "c1", "c2"])
     with pytest.raises(ValueError, match="3D views cannot be cut from 2D"):
         gen3(sample)
+
+
+def test_elastic_and_affine_views_cpu_and_batch():
+    sample = make_sample(1, (28, 28, 28), scale=100.0)
+    over = {"size": 16, "affine_p": 1.0, "rotate_deg": 15.0, "elastic_p": 1.0, "elastic_magnitude": 2.0,
+            "jitter_p": 0, "noise_p": 0, "blur_p": 0}
+    gen = build_views("ct", "two_view", 3, ["c0"], overrides=over)
+    plain = build_views("ct", "two_view", 3, ["c0"], overrides={**over, "elastic_p": 0.0, "affine_p": 0.0})
+    bent, flat = gen({**sample, "index": 0})["views"], plain({**sample, "index": 0})["views"]
+    assert [tuple(v.shape) for v in bent] == [(1, 16, 16, 16)] * 2
+    assert not torch.allclose(bent[0], flat[0])
+    from domainssl.transforms import build_batch_views
+
+    batch = build_batch_views("ct", "two_view", 3, ["c0"], overrides=over)
+    out = batch({"image": torch.from_numpy(sample["image"])[None].repeat(3, 1, 1, 1, 1)})["views"]
+    assert [tuple(v.shape) for v in out] == [(3, 1, 16, 16, 16)] * 2 and torch.isfinite(out[0]).all()
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, domainssl.transforms as t; t.PRESET_NAMES; "
+            "heavy = [m for m in ('torch', 'monai', 'albumentations', 'cv2') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
