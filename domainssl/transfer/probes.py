@@ -29,10 +29,15 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, C
 
 
 def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int = 20) -> np.ndarray:
-    """k nearest neighbours by cosine similarity (majority vote); k is capped at the train size."""
+    """k nearest neighbours by cosine similarity, votes weighted by similarity.
+
+    k is capped at the smallest class's training count: with 5 labels per class, 20 neighbours
+    would always include every class's labels and vote by class size instead of by similarity.
+    """
     from sklearn.neighbors import KNeighborsClassifier
 
-    k = max(1, min(int(k), len(train_x)))
-    model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
+    smallest = int(np.min(np.unique(train_y, return_counts=True)[1]))
+    k = max(1, min(int(k), smallest))
+    model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights="distance")
     model.fit(train_x, train_y)
     return model.predict(test_x)

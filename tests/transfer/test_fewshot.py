@@ -37,7 +37,8 @@ def test_probes_separate_separable_features():
     x, y = _separable()
     assert (linear_probe(x[::2], y[::2], x[1::2]) == y[1::2]).mean() > 0.9
     assert (knn_predict(x[::2], y[::2], x[1::2], k=3) == y[1::2]).mean() > 0.9
-    assert knn_predict(x[:2], y[:2], x, k=50).shape == (40,)  # k capped at the train size
+    one_each = np.array([0, 39])
+    assert (knn_predict(x[one_each], y[one_each], x, k=50) == y).mean() > 0.8  # k capped at 1 per class
 
 
 def test_score_in_percent():

@@ -1,0 +1,144 @@
+"""Pictures of a pretraining run: loss and collapse-monitor curves, augmented views, MAE reconstructions.
+
+All figures use matplotlib's Agg backend (no display needed). 3D images are shown by their middle
+slice along Z; images with three or more channels show the first three as RGB, others channel 0.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _display(img) -> np.ndarray:
+    """(C, *S) tensor/array -> (Y, X) or (Y, X, 3) float in [0, 1] (mid Z slice for 3D)."""
+    arr = np.asarray(img.detach().float().cpu() if hasattr(img, "detach") else img, dtype=np.float32)
+    if arr.ndim == 4:
+        arr = arr[:, arr.shape[1] // 2]
+    arr = arr[:3] if arr.shape[0] >= 3 else arr[:1]
+    lo, hi = np.percentile(arr, [1, 99]) if arr.size else (0.0, 1.0)
+    arr = np.clip((arr - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    return arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
+
+
+def read_metrics(csv_path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Lightning CSVLogger metrics.csv -> {metric: (steps, values)} for the non-empty cells."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            step = row.get("step")
+            if step in (None, ""):
+                continue
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in (None, ""):
+                    continue
+                series.setdefault(key, []).append((float(step), float(value)))
+    return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in series.items()}
+
+
+def plot_curves(csv_path, out_png, metrics: Sequence[str] = ("train/loss", "train/emb_std", "val/knn_acc")) -> Path | None:
+    """Loss and collapse-monitor curves against step; None when the log holds none of `metrics`."""
+    data = read_metrics(csv_path)
+    shown = [m for m in metrics if m in data]
+    if not shown:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        steps, values = data[name]
+        ax.plot(steps, values, lw=1)
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        if name == "train/emb_std":
+            ax.set_ylim(bottom=0)
+            ax.set_title(name + " (near 0 = collapse)")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def views_sheet(views: Sequence, out_png, n_samples: int = 4, title: str = "augmented views") -> Path:
+    """A grid: one row per sample, one column per view (views: list of (B, C, *S) tensors)."""
+    plt = _plt()
+    rows = min(n_samples, int(views[0].shape[0]))
+    cols = len(views)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            shown = _display(views[c][r])
+            ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"view {c} {tuple(views[c].shape[2:])}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def mae_reconstructions(method, x, out_png, n_samples: int = 4) -> Path:
+    """Input, masked input and reconstruction of an MAE method on a batch `x` (B, C, *S).
+
+    Predictions of norm-pix-loss models are mapped back with each patch's own mean and std.
+    """
+    import torch
+
+    from ..models.patches import grid_shape, patchify, unpatchify
+
+    x = x[:n_samples].to(method.device).float()
+    was_training = method.training
+    method.eval()
+    with torch.no_grad():
+        grid = grid_shape(x.shape[2:], method.patch_size)
+        latent, mask, restore = method.forward_encoder(x, method.hparams.mask_ratio)
+        preds = method.forward_decoder(latent, restore, grid)
+        recon = torch.zeros_like(x)
+        n_groups = len(method.groups)
+        per_group = mask.shape[1] // n_groups
+        masked_in = x.clone()
+        for gi, (group, pred) in enumerate(zip(method.groups, preds)):
+            target = patchify(x[:, group], method.patch_size)
+            if method.hparams.norm_pix_loss:
+                mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+                pred = pred * (var + 1e-6).sqrt() + mean
+            m = mask[:, gi * per_group:(gi + 1) * per_group, None].to(pred.dtype)
+            recon[:, group] = unpatchify(pred * m + target * (1 - m), method.patch_size, grid, len(group))
+            masked_in[:, group] = unpatchify(target * (1 - m), method.patch_size, grid, len(group))
+    method.train(was_training)
+    plt = _plt()
+    rows = x.shape[0]
+    fig, axes = plt.subplots(rows, 3, figsize=(5.4, 1.8 * rows), squeeze=False)
+    for r in range(rows):
+        for c, (img, name) in enumerate(((x[r], "input"), (masked_in[r], "visible"), (recon[r], "reconstruction"))):
+            shown = _display(img)
+            axes[r][c].imshow(shown, cmap=None if shown.ndim == 3 else "gray")
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+            if r == 0:
+                axes[r][c].set_title(name, fontsize=8)
+    title = "MAE reconstructions" + (" (mid Z slice)" if x.ndim == 5 else "")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png

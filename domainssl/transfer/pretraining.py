@@ -1,0 +1,265 @@
+"""Run a pretraining recipe: data -> views -> encoder + method -> Lightning Trainer -> run directory.
+
+RUN_DIR layout:
+    config.yaml          the resolved recipe (overrides applied)
+    run.json             facts for the encoder card: channels, spacing, normalisation, data summary,
+                         final metrics (written at the start and updated at the end)
+    manifest.jsonl, stats.json   the archive scan and channel statistics (reused on --resume)
+    checkpoints/         last.ckpt (resumable) and step checkpoints
+    tensorboard/, csv/   logs (TensorBoard and CSV)
+    pictures/            curves.png, views.png, mae_reconstructions.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .recipe import RecipeError, dump_recipe
+
+CKPT_DIR = "checkpoints"
+LAST_CKPT = "last.ckpt"
+RUN_FACTS = "run.json"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _line_progress():
+    """A Lightning callback printing one log line every `every` steps (readable without a terminal)."""
+    import lightning as L
+
+    class LineProgress(L.Callback):
+        def __init__(self, every: int):
+            self.every = max(1, int(every))
+            self.start = None
+
+        def on_train_start(self, trainer, pl_module):
+            self.start = time.monotonic()
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
+            print(f"[domainssl] pretraining {pl_module.method_name}: {total} steps", flush=True)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            step = trainer.global_step
+            if step % self.every and step != trainer.max_steps:
+                return
+            m = trainer.callback_metrics
+            parts = [f"step {step}" + (f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else "")]
+            for key in ("train/loss", "train/emb_std", "val/knn_acc"):
+                if key in m:
+                    parts.append(f"{key.split('/')[-1]} {float(m[key]):.4f}")
+            elapsed = time.monotonic() - (self.start or time.monotonic())
+            parts.append(f"{elapsed:.0f}s")
+            print("[domainssl] " + "  ".join(parts), flush=True)
+
+    return LineProgress
+
+
+def _view_facts(recipe_views: dict, dm) -> tuple[dict, dict]:
+    """(views kwargs for build_*_from_recipe, run facts) from the recipe's views block."""
+    views = dict(recipe_views)
+    gpu = bool(views.pop("gpu", False))
+    dims = int(views.pop("spatial_dims", dm.spatial_dims))
+    return views, {"gpu": gpu, "spatial_dims": dims}
+
+
+def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False):
+    """Build (datamodule, method, trainer, facts) for a resolved recipe; nothing is trained yet.
+
+    The data module is set up here (scan, stats) because the views, the encoder's channel count
+    and the card need its channel names and statistics.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from ..data.datamodule import PatchDataModule
+    from ..methods import build_method
+    from ..models import build_encoder
+    from ..transforms import (build_batch_views_from_recipe, build_views_from_recipe, collate_patches,
+                              collate_views)
+
+    import torch
+
+    run_dir = Path(run_dir)
+    # Normalised views hold many values near 0; denormal floats make log/exp/conv on CPU several
+    # times slower for no accuracy benefit (GPU kernels flush them anyway).
+    torch.set_flush_denormal(True)
+    L.seed_everything(int(recipe.get("seed", 0)), workers=True, verbose=False)
+    data = dict(recipe["data"])
+    data.setdefault("seed", int(recipe.get("seed", 0)))
+    if resume:  # reuse the run's scan and statistics: the same patches, the same normalisation
+        if not data.get("manifest") and (run_dir / "manifest.jsonl").is_file():
+            data["manifest"] = str(run_dir / "manifest.jsonl")
+        if not data.get("stats") and (run_dir / "stats.json").is_file():
+            data["stats"] = str(run_dir / "stats.json")
+    try:
+        dm = PatchDataModule(work_dir=str(run_dir), **data)
+    except TypeError as exc:
+        raise RecipeError(f"data: {exc}; see `domainssl.data.datamodule.PatchDataModule` for the keys") from exc
+    dm.setup("fit")
+
+    views_kw, view_facts = _view_facts(recipe["views"], dm)
+    seed = int(recipe.get("seed", 0))
+    common = dict(spatial_dims=view_facts["spatial_dims"], channel_names=dm.channel_names, stats=dm.stats,
+                  seed=seed)
+    if view_facts["gpu"]:
+        generator = build_batch_views_from_recipe(views_kw, **common)
+        dm.collate_fn = collate_patches
+        batch_views = generator
+    else:
+        generator = build_views_from_recipe(views_kw, **common)
+        dm.transform = generator
+        dm.dataset.transform = generator  # the dataset was built during setup, before the views
+        dm.collate_fn = collate_views
+        batch_views = None
+    plan = generator.plan
+    dims = view_facts["spatial_dims"]
+    input_size = [int(s) for s in plan.config.global_view.sizes(dims)]
+    enc_channels = plan.output_channel_names(dm.spatial_dims)
+
+    model = dict(recipe["model"])
+    arch = model.pop("arch")
+    try:
+        encoder = build_encoder(arch, in_chans=len(enc_channels), spatial_dims=dims, input_size=input_size,
+                                channel_names=enc_channels, **model)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"model: {exc}") from exc
+
+    trainer_cfg = dict(recipe["trainer"])
+    method_cfg = dict(recipe["method"])
+    name = method_cfg.pop("name")
+    if trainer_cfg.get("max_steps") and trainer_cfg["max_steps"] > 0:
+        method_cfg.setdefault("max_steps", int(trainer_cfg["max_steps"]))
+    try:
+        method = build_method(name, encoder, batch_views=batch_views, **method_cfg)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"method: {exc}") from exc
+
+    every = int((recipe.get("checkpoint") or {}).get("every_n_steps") or 500)
+    log_every = int((recipe.get("log") or {}).get("every_n_steps") or 10)
+    callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
+                                 every_n_train_steps=every, save_last=True, save_top_k=-1),
+                 _line_progress()(log_every)]
+    loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
+               CSVLogger(str(run_dir), name="csv", version="")]
+    trainer_cfg.setdefault("log_every_n_steps", log_every)
+    trainer_cfg.setdefault("enable_progress_bar", sys.stderr.isatty())
+    trainer_cfg.setdefault("enable_model_summary", False)
+    trainer_cfg.setdefault("num_sanity_val_steps", 0)
+    try:
+        trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
+    except TypeError as exc:
+        raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
+
+    norm = asdict(plan.config.normalise)
+    norm["stats"] = dm.stats
+    spacing, units = dm.spacing, dm.units
+    view_spacing = _view_spacing(dm, plan.config.global_view, dims, input_size)
+    facts = {
+        "recipe_name": recipe.get("name"),
+        "channel_names": dm.channel_names,
+        "encoder_channel_names": enc_channels,
+        "spatial_dims": dims,
+        "input_size": input_size,
+        "spacing": view_spacing if view_spacing is not None else spacing[-dims:],
+        "data_spacing": spacing,
+        "units": units[-dims:],
+        "normalization": norm,
+        "views": {"preset": recipe["views"].get("preset"), "kind": recipe["views"].get("kind", "two_view"),
+                  "n_views": plan.n_views, "gpu": view_facts["gpu"]},
+        "data": dm.summary(),
+        "method": name,
+        "arch": arch,
+    }
+    return dm, method, trainer, _jsonable(facts)
+
+
+def _view_spacing(dm, global_view, dims: int, input_size) -> list[float] | None:
+    """Physical spacing of a global view that covers the whole patch (the encoder's input scale)."""
+    if global_view.target_spacing is not None:
+        ts = list(global_view.target_spacing)
+        return [float(v) for v in (ts * dims if len(ts) == 1 else ts)]
+    if dm.spatial_dims != dims:
+        return None
+    patch = list(dm.patch_size)
+    patch = patch * dims if len(patch) == 1 else patch
+    spacing = dm.spacing
+    extent = [p if dm.patch_unit != "px" else p * s for p, s in zip(patch, spacing)]
+    return [float(e) / float(n) for e, n in zip(extent, input_size)]
+
+
+def _first_batch(dm, method):
+    """One training batch as the method sees it (views made on the device if the recipe says so)."""
+    loader = dm.train_dataloader()
+    batch = next(iter(loader))
+    if "views" not in batch and method.batch_views is not None:
+        batch = {**batch, **method.batch_views.to("cpu")({"image": batch["image"]})}
+    return batch
+
+
+def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
+    """curves.png (loss, embedding std), views.png and, for MAE, mae_reconstructions.png."""
+    from .pictures import mae_reconstructions, plot_curves, views_sheet
+
+    run_dir = Path(run_dir)
+    pics = run_dir / "pictures"
+    pics.mkdir(exist_ok=True)
+    want = recipe.get("pictures") or {}
+    out = []
+    metrics = run_dir / "csv" / "metrics.csv"
+    if want.get("curves", True) and metrics.is_file():
+        p = plot_curves(metrics, pics / "curves.png")
+        if p:
+            out.append(p)
+    if want.get("views", True) or want.get("reconstructions", True):
+        batch = _first_batch(dm, method)
+        views = batch["views"]
+        if want.get("views", True):
+            out.append(views_sheet(views, pics / "views.png",
+                                   title=f"augmented views ({recipe['views'].get('preset')}, "
+                                         f"{recipe['views'].get('kind', 'two_view')})"))
+        if want.get("reconstructions", True) and getattr(method, "method_name", "") == "mae":
+            out.append(mae_reconstructions(method.cpu(), views[0], pics / "mae_reconstructions.png"))
+    return out
+
+
+def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False) -> dict[str, Any]:
+    """Train a recipe into `run_dir` (resuming from its last checkpoint when `resume`).
+
+    Returns the run facts (also written to RUN_DIR/run.json), including `final` metrics.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / CKPT_DIR / LAST_CKPT
+    if resume and not ckpt.is_file():
+        raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
+    dump_recipe(recipe, run_dir / "config.yaml")
+    dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume)
+    (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
+    start = time.monotonic()
+    trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+    trainer.save_checkpoint(str(ckpt))
+    card_facts = method.card_facts()
+    facts["final"] = _jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
+                                "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),
+                                "knn_acc": card_facts.get("knn_acc"),
+                                "collapse_warnings": card_facts.get("collapse_warnings"),
+                                "skipped_steps": card_facts.get("skipped_steps")})
+    (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
+    facts["pictures"] = [str(p) for p in write_pictures(run_dir, dm, method, recipe)]
+    (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
+    return facts
