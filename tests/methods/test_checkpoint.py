@@ -1,0 +1,94 @@
+"""Checkpoints hold everything to resume (teacher/EMA weights, queue, centre, schedulers) and
+load with weights_only=True; from_checkpoint rebuilds without unpickling."""
+
+import json
+
+import pytest
+import torch
+
+from domainssl.methods import build_method, from_checkpoint
+from domainssl.models import build_encoder
+
+
+def _enc():
+    return build_encoder("vit2d_tiny", 1, 2, (16, 16), patch_size=8, embed_dim=24, depth=1,
+                         num_heads=2)
+
+
+def _loader(n_global, n_local=0, n=32):
+    g = torch.Generator().manual_seed(0)
+    data = [{"views": [torch.randn(1, 16, 16, generator=g) for _ in range(n_global)]
+             + [torch.randn(1, 8, 8, generator=g) for _ in range(n_local)]} for _ in range(n)]
+    return torch.utils.data.DataLoader(data, batch_size=8)
+
+
+SMALL = {
+    "dino": (dict(out_dim=32, hidden_dim=16, bottleneck_dim=8, momentum_start=0.9), (2, 2)),
+    "mocov3": (dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16, queue_size=20,
+                    momentum_start=0.9), (2, 0)),
+    "byol": (dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16, momentum_start=0.9), (2, 0)),
+    "simclr": (dict(proj_hidden_dim=16, proj_dim=8), (2, 0)),
+    "mae": (dict(decoder_dim=12, decoder_depth=1, decoder_heads=2), (1, 0)),
+}
+
+STATE = {"dino": ["criterion.center", "teacher_encoder.cls_token", "teacher_head.last_layer.weight"],
+         "mocov3": ["queue", "queue_ptr", "momentum_encoder.cls_token"],
+         "byol": ["target_encoder.cls_token", "target_projector.0.weight"],
+         "simclr": ["projector.0.weight"], "mae": ["mask_token", "decoder_pred.0.weight"]}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_checkpoint_roundtrip_and_resume(name, tmp_path, make_trainer):
+    hp, (ng, nl) = SMALL[name]
+    torch.manual_seed(0)
+    method = build_method(name, _enc(), lr=1e-3, max_steps=6, warmup_steps=2,
+                          weight_decay_end=0.1, **hp)
+    trainer = make_trainer(3)
+    trainer.fit(method, _loader(ng, nl))
+    path = tmp_path / "run.ckpt"
+    trainer.save_checkpoint(path)
+
+    ckpt = torch.load(path, weights_only=True)             # nothing unpickled
+    json.dumps(ckpt["hyper_parameters"])                    # plain values only
+    state = method.state_dict()
+    for key in STATE[name]:
+        assert torch.equal(ckpt["state_dict"][key], state[key]), key
+    if name == "mocov3":
+        assert int(ckpt["state_dict"]["queue_ptr"]) == (3 * 2 * 8) % 20
+    if name == "dino":
+        assert ckpt["state_dict"]["criterion.center"].abs().sum() > 0
+        # the teacher is an EMA, not a copy of the student
+        assert not torch.equal(state["teacher_encoder.cls_token"], state["encoder.cls_token"])
+    assert ckpt["lr_schedulers"][0]["lr_lambdas"][0]["total_steps"] == 6
+    assert ckpt["optimizer_states"]
+
+    rebuilt = from_checkpoint(path)
+    assert type(rebuilt) is type(method)
+    for key, value in rebuilt.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert rebuilt.card_facts()["last_loss"] == method.last_loss
+    json.dumps(rebuilt.card_facts())
+
+    # resume: the fit continues from step 3 with the saved state
+    resumed = from_checkpoint(path)
+    trainer2 = make_trainer(5)
+    trainer2.fit(resumed, _loader(ng, nl), ckpt_path=str(path), weights_only=True)
+    assert trainer2.global_step == 5
+    lrs = trainer2.lr_scheduler_configs[0].scheduler.last_epoch
+    assert lrs == 5
+
+
+def test_from_checkpoint_reports_mismatch(tmp_path, make_trainer):
+    method = build_method("simclr", _enc(), lr=1e-3, max_steps=1, proj_hidden_dim=16, proj_dim=8)
+    trainer = make_trainer(1)
+    trainer.fit(method, _loader(2))
+    path = tmp_path / "x.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["state_dict"]["projector.0.weight"]
+    torch.save(ckpt, path)
+    with pytest.raises(KeyError, match="projector.0.weight"):
+        from_checkpoint(path)
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="not a domainssl"):
+        from_checkpoint(tmp_path / "other.ckpt")

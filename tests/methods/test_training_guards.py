@@ -1,0 +1,84 @@
+"""NaN/Inf guard inside a real fit, build_method, DINO multi-crop in 3D, grouping of crops."""
+
+import pytest
+import torch
+
+from domainssl.methods import DINO, NonFiniteLossError, build_method
+from domainssl.models import build_encoder
+
+
+def _enc():
+    return build_encoder("vit2d_tiny", 1, 2, (16, 16), patch_size=8, embed_dim=24, depth=1,
+                         num_heads=2)
+
+
+def _loader_with_nan(at_batch=1, n_batches=3):
+    g = torch.Generator().manual_seed(0)
+    data = []
+    for i in range(n_batches * 4):
+        v = [torch.randn(1, 16, 16, generator=g) for _ in range(2)]
+        if i // 4 == at_batch:
+            v[0][0, 0, 0] = float("nan")
+        data.append({"views": v})
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+def test_nan_guard_skips_step(make_trainer):
+    method = build_method("simclr", _enc(), lr=1e-2, max_steps=3, proj_hidden_dim=16, proj_dim=8,
+                          nan_guard="skip")
+    with pytest.warns(RuntimeWarning, match="step 1: loss is nan"):
+        make_trainer(3).fit(method, _loader_with_nan(at_batch=1, n_batches=3))
+    assert method.skipped_steps == 1
+    # weights stayed finite: the NaN batch never reached the optimiser
+    assert all(torch.isfinite(p).all() for p in method.parameters())
+
+
+def test_nan_guard_stops(make_trainer):
+    method = build_method("simclr", _enc(), lr=1e-2, max_steps=3, proj_hidden_dim=16, proj_dim=8,
+                          nan_guard="stop")
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        make_trainer(3).fit(method, _loader_with_nan(at_batch=0))
+
+
+def test_build_method_names_and_errors():
+    for name, cls in [("SimCLR", "SimCLR"), ("moco", "MoCoV3"), ("moco-v3", "MoCoV3"),
+                      ("byol", "BYOL"), ("dino", "DINO"), ("mae", "MAE")]:
+        kw = dict(out_dim=16, hidden_dim=8, bottleneck_dim=8) if cls == "DINO" else {}
+        assert type(build_method(name, _enc(), **kw)).__name__ == cls
+    with pytest.raises(ValueError, match="unknown SSL method"):
+        build_method("swav", _enc())
+    with pytest.raises(ValueError, match="nan_guard"):
+        build_method("simclr", _enc(), nan_guard="ignore")
+
+
+def test_dino_3d_multicrop_one_forward_per_shape():
+    enc = build_encoder("vit3d_tiny", 1, 3, (8, 16, 16), patch_size=(2, 8, 8), embed_dim=24,
+                        depth=1, num_heads=2)
+    m = DINO(enc, out_dim=32, hidden_dim=16, bottleneck_dim=8)
+    calls = []
+    m.encoder.register_forward_hook(lambda mod, inp, out: calls.append(tuple(inp[0].shape)))
+    views = [torch.randn(3, 1, 8, 16, 16) for _ in range(2)] + \
+            [torch.randn(3, 1, 4, 8, 8) for _ in range(3)] + [torch.randn(3, 1, 4, 16, 16)]
+    loss, emb = m.compute_loss(views)
+    loss.backward()
+    assert torch.isfinite(loss) and emb.shape == (3, 24)
+    # globals together, then each local crop size together: 3 student forwards, not 6
+    assert calls == [(6, 1, 8, 16, 16), (9, 1, 4, 8, 8), (3, 1, 4, 16, 16)]
+    assert m.head.last_layer.weight.grad is not None
+    with pytest.raises(ValueError, match="global crops"):
+        m.compute_loss([views[0], views[2]])
+
+
+def test_dino_teacher_temperature_warmup_and_momentum():
+    m = DINO(_enc(), out_dim=16, hidden_dim=8, bottleneck_dim=8, warmup_teacher_temp=0.02,
+             teacher_temp=0.06, warmup_teacher_temp_steps=4, max_steps=10)
+    assert m.criterion.teacher_temperature(0) == pytest.approx(0.02)
+    assert m.criterion.teacher_temperature(2) == pytest.approx(0.04)
+    assert m.criterion.teacher_temperature(9) == pytest.approx(0.06)
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)
+    before = m.teacher_encoder.cls_token.clone()
+    m.momentum_update()  # global_step 0 -> momentum_start 0.996
+    expected = 0.996 * before + 0.004 * m.encoder.cls_token
+    assert torch.allclose(m.teacher_encoder.cls_token, expected, atol=1e-6)
