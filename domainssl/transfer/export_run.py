@@ -34,8 +34,14 @@ def export_run(run_or_ckpt, out_dir) -> Path:
 
     ckpt, run_dir = locate(run_or_ckpt)
     facts = json.loads((run_dir / RUN_FACTS).read_text())
+    import torch
+
     method = from_checkpoint(ckpt)  # torch.load(weights_only=True), strict key check
     cf = method.card_facts()
+    # The method outside a Trainer has no step; the checkpoint records it.
+    step = torch.load(str(ckpt), map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    if step is not None:
+        cf["global_step"] = int(step)
     hp = dict(cf.get("hparams") or {})
     method_info = {"name": cf.get("method"), **{k: hp[k] for k in sorted(hp) if k not in ("batch_views",)},
                    **(cf.get("method_facts") or {})}

@@ -1,0 +1,100 @@
+"""`domainssl pretrain`: run directory contents, pictures, overrides, resume and clear errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from domainssl.cli import main
+from domainssl.transfer.recipe import RecipeError, apply_overrides, load_recipe, parse_overrides
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+TINY_MAE = ["--data.patch_size", "[16,16]", "--data.patches_per_image", "1", "--data.channels", "null",
+            "--views.global.size", "16", "--model.arch", "vit2d_tiny", "--model.embed_dim", "48",
+            "--model.depth", "1", "--model.num_heads", "2", "--model.patch_size", "8",
+            "--model.channel_groups", "null", "--method.decoder_dim", "32", "--method.decoder_depth", "1",
+            "--method.decoder_heads", "2", "--method.warmup_steps", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory):
+    from domainssl.data.synthetic import make_demo_archive
+
+    root = tmp_path_factory.mktemp("archive")
+    return make_demo_archive(root, seed=0, n_unlabeled=8, n_train_per_class=1, n_test_per_class=1,
+                             extras=False)["tiles"]
+
+
+def _pretrain(tiles, run, steps, *extra):
+    return main(["pretrain", "--config", str(RECIPES / "sentinel2_mae.yaml"), "--run-dir", str(run),
+                 "--data.root", tiles, "--data.batch_size", "4", "--data.num_workers", "0",
+                 "--data.stats_patches", "8", "--trainer.max_steps", str(steps), "--trainer.accelerator", "cpu",
+                 "--checkpoint.every_n_steps", "2", "--log.every_n_steps", "1", *TINY_MAE, *extra])
+
+
+def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 3) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["root"] == tiles and config["trainer"]["max_steps"] == 3
+    assert config["model"]["embed_dim"] == 48
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "step0000002.ckpt").is_file()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = (run / "csv" / "metrics.csv").read_text()
+    assert "train/loss" in metrics and "train/emb_std" in metrics
+    for pic in ("curves.png", "views.png", "mae_reconstructions.png"):
+        assert (run / "pictures" / pic).read_bytes()[:4] == b"\x89PNG"
+    facts = json.loads((run / "run.json").read_text())
+    assert facts["channel_names"] == ["B02", "B03", "B04", "B08"] and facts["input_size"] == [16, 16]
+    assert facts["spacing"] == [10.0, 10.0] and facts["units"] == ["m", "m"]
+    assert facts["normalization"]["mode"] == "stats_range" and len(facts["normalization"]["stats"]["p99"]) == 4
+    assert facts["final"]["global_step"] == 3 and facts["final"]["loss"] > 0
+    out = capsys.readouterr().out
+    assert "[domainssl] step 3/3" in out and "domainssl export" in out
+
+    # Resume continues from the last checkpoint with a longer schedule.
+    assert main(["pretrain", "--resume", str(run), "--trainer.max_steps", "5", "--log.every_n_steps", "1",
+                 "--pictures.views", "false", "--pictures.reconstructions", "false"]) == 0
+    facts = json.loads((run / "run.json").read_text())
+    assert facts["final"]["global_step"] == 5
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 5
+
+
+def test_errors_say_what_to_do(tmp_path, capsys):
+    assert main(["pretrain", "--config", str(RECIPES / "sentinel2_mae.yaml"), "--run-dir", str(tmp_path)]) == 2
+    assert "--data.root" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", str(tmp_path)]) == 2
+    assert "config.yaml" in capsys.readouterr().err or "recipe" in capsys.readouterr().err
+    assert main(["pretrain"]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_overrides_parse_yaml_values():
+    parsed = parse_overrides(["--data.root", "/a b", "--trainer.max_steps=7", "--data.patch_size", "[8, 8]",
+                              "--trainer.max_epochs", "-1", "--model.drop", "null", "--seed", "3"])
+    assert parsed == [(["data", "root"], "/a b"), (["trainer", "max_steps"], 7), (["data", "patch_size"], [8, 8]),
+                      (["trainer", "max_epochs"], -1), (["model", "drop"], None), (["seed"], 3)]
+    with pytest.raises(RecipeError, match="no value"):
+        parse_overrides(["--data.root"])
+    with pytest.raises(RecipeError, match="keys start with"):
+        parse_overrides(["--dat.root", "x"])
+    recipe = apply_overrides(load_recipe(RECIPES / "multispectral_simclr.yaml"),
+                             ["--views.global.size", "32", "--method.temperature", "0.5"])
+    assert recipe["views"]["global"] == {"size": 32, "scale": [0.3, 1.0]} and recipe["method"]["temperature"] == 0.5
+
+
+def test_recipe_validation(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {root: x}\nviews: {preset: rgb}\nmodel: {}\nmethod: {name: simclr}\ntrainer: {}\n")
+    with pytest.raises(RecipeError, match="model.arch"):
+        load_recipe(bad)
+    bad.write_text("data: {}\nviews: {preset: rgb}\nmodel: {arch: x}\nmethod: {name: simclr}\nmodle: {}\n")
+    with pytest.raises(RecipeError, match="modle"):
+        load_recipe(bad)
+
+
+def test_bad_model_option_is_a_recipe_error(tiles, tmp_path, capsys):
+    rc = _pretrain(tiles, tmp_path / "run", 1, "--model.embed_dim", "50")
+    assert rc == 2
+    assert "model:" in capsys.readouterr().err
