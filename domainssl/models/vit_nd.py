@@ -1,6 +1,6 @@
 """A ViT for 2D or 3D inputs with fixed sin-cos positions and optional channel-group patches.
 
-Transformer blocks are timm's `Block`; the sin-cos table is MONAI's. What is ours is the patch
+Transformer blocks are timm's `Block`. What is ours is the sin-cos table for any grid and the patch
 embedding: a strided Conv2d/Conv3d (anisotropic patch sizes such as (4, 16, 16) for thick slices),
 or, with `channel_groups`, one embedding per group of channels (bands, stains) plus a learned group
 embedding, in the spirit of SatMAE, so MAE can mask groups independently. The positional table is
@@ -23,20 +23,26 @@ VIT_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12),
              "large": (1024, 24, 16)}
 
 
-def sincos_pos_embed(grid: Sequence[int], embed_dim: int) -> torch.Tensor:
-    """Fixed sin-cos positions for a 2D or 3D patch grid: (1, prod(grid), embed_dim), float32.
+def sincos_pos_embed(grid: Sequence[int], embed_dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """Fixed sin-cos positions for a patch grid of any dimension: (1, prod(grid), embed_dim).
 
-    Token order matches `patches.patchify` (row-major over the grid).
+    Each axis gets embed_dim / (2 * len(grid)) frequencies (sin and cos blocks, axis after axis);
+    rows follow `patches.patchify`'s row-major token order. Written here rather than taken from
+    MONAI (2D/3D only) so that it serves any number of axes and the training path needs only
+    torch and timm.
     """
-    import warnings
-
-    from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
-
-    with warnings.catch_warnings():
-        # MONAI calls torch.meshgrid without `indexing`; its default ('ij') is the order we want.
-        warnings.simplefilter("ignore", UserWarning)
-        table = build_sincos_position_embedding(list(grid), embed_dim, spatial_dims=len(grid))
-    return table.data
+    d = len(grid)
+    if embed_dim % (2 * d):
+        raise ValueError(f"embed_dim {embed_dim} must be divisible by {2 * d} for {d}D sin-cos "
+                         f"positions")
+    n_freq = embed_dim // (2 * d)
+    omega = temperature ** (-torch.arange(n_freq, dtype=torch.float64) / n_freq)
+    coords = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in grid], indexing="ij")
+    parts = []
+    for c in coords:
+        angle = c.reshape(-1, 1) * omega.reshape(1, -1)
+        parts += [torch.sin(angle), torch.cos(angle)]
+    return torch.cat(parts, dim=1).unsqueeze(0).float()
 
 
 def _norm_groups(channel_groups, in_chans: int) -> list[list[int]] | None:

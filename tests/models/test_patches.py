@@ -71,3 +71,23 @@ def test_random_masking_exact_fraction(n, ratio):
 def test_random_masking_rejects_bad_ratio():
     with pytest.raises(ValueError):
         random_masking(1, 8, 1.0)
+
+
+def test_sincos_pos_embed_any_dims():
+    import math
+
+    from domainssl.models.vit_nd import sincos_pos_embed
+
+    table = sincos_pos_embed((2, 3, 4), 24)          # 3D: 4 frequencies per axis
+    assert table.shape == (1, 24, 24)
+    # token (i, j, k) = row (i * 3 + j) * 4 + k; the first axis' block is sin/cos(i * omega)
+    i, j, k = 1, 2, 3
+    row = table[0, (i * 3 + j) * 4 + k]
+    omega = [10000 ** (-f / 4) for f in range(4)]
+    assert torch.allclose(row[:4], torch.tensor([math.sin(i * w) for w in omega]), atol=1e-6)
+    assert torch.allclose(row[4:8], torch.tensor([math.cos(i * w) for w in omega]), atol=1e-6)
+    assert torch.allclose(row[16:20], torch.tensor([math.sin(k * w) for w in omega]), atol=1e-6)
+    assert torch.unique(table[0], dim=0).shape[0] == 24   # every position distinct
+    assert sincos_pos_embed((4, 4), 8).shape == (1, 16, 8)
+    with pytest.raises(ValueError, match="divisible"):
+        sincos_pos_embed((2, 2, 2), 16)
