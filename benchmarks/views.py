@@ -204,9 +204,15 @@ def bench_cpu(case: str, n: int) -> dict:
 GPU_BATCH = {"a": 256, "b": 64, "c": 32}
 
 
-def bench_gpu(case: str, iters: int, device: str) -> dict:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bench_gpu(case: str, iters: int, device: str, bsz: int | None = None) -> dict:
+    """Views/s of the batch path on device-resident batches (the CPU works too, for smoke runs)."""
     aug = ours_batch(case).to(device)
-    bsz = GPU_BATCH[case]
+    bsz = bsz or GPU_BATCH[case]
     if case in ("a", "b"):
         x = torch.rand(bsz, 13, PATCH_2D, PATCH_2D, device=device) * 5000
     else:
@@ -214,11 +220,11 @@ def bench_gpu(case: str, iters: int, device: str) -> dict:
     batch = {"image": x}
     for _ in range(3):
         aug(batch)
-    torch.cuda.synchronize()
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(iters):
         out = aug(batch)
-    torch.cuda.synchronize()
+    _sync(device)
     dt = (time.perf_counter() - t0) / iters
     n_views = len(out["views"])
     return {"case": case, "what": LABELS[case], "batch": bsz, "gpu_views_per_s": bsz * n_views / dt,
