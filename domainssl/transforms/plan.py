@@ -36,6 +36,8 @@ class ViewPlan:
         self.config, self.kind, self.spatial_dims = config, kind, spatial_dims
         self.channel_names = [str(c) for c in channel_names]
         self.normaliser = Normaliser(config.normalise, self.channel_names, stats)
+        if not 0 <= config.slice_axis < 3:
+            raise ValueError(f"slice_axis must be 0, 1 or 2 (a spatial axis of 3D samples), got {config.slice_axis}")
         g = config.global_view
         if kind == "single":
             self.groups: list[tuple[ViewConfig, int]] = [(g, 1)]

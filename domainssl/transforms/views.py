@@ -13,6 +13,9 @@ Entry points (recipes call these with their `views:` block)::
 
 `sample` follows the data contract: `image` float32 (C, Y, X) or (C, Z, Y, X) in physical units,
 `channel_names`, `spacing` per spatial axis, optional `mask` (True = valid), `label`, `index`.
+Randomness is keyed by (seed, epoch, index) - see `seeding`. DataLoader workers hold copies of the
+generator: with `persistent_workers=True` a later `set_epoch` in the main process does not reach
+them, so there let the dataset put `epoch` into the sample (it wins over `set_epoch`).
 kind: "two_view" (2 asymmetric global views), "multi_crop" (2 global + n_local local views,
 globals first), "single" (one view, MAE). 2D views from 3D samples are 2.5D slabs
 (`slice_channels` adjacent slices as channels). `gen.output_channel_names(input_dims)` gives the
@@ -102,7 +105,8 @@ class ViewGenerator:
             raise ValueError(f"spacing {tuple(spacing)} has {spacing.size} values for {in_dims} spatial axes")
 
         index = sample.get("index")
-        rng = sample_rng(self.seed, self.epoch, None if index is None else int(index), self._counter)
+        epoch = int(sample.get("epoch", self.epoch))
+        rng = sample_rng(self.seed, epoch, None if index is None else int(index), self._counter)
         self._counter += 1
         gen = torch_generator(rng)
 
@@ -113,8 +117,6 @@ class ViewGenerator:
             x = torch.where(valid[None], x, fill.reshape((-1,) + (1,) * in_dims))
         if slab is not None:
             axis = plan.config.slice_axis
-            if not 0 <= axis < 3:
-                raise ValueError(f"slice_axis must be 0, 1 or 2 (a spatial axis), got {axis}")
             depth = x.shape[1 + axis]
             if depth < slab:
                 raise ValueError(f"the patch has {depth} slices along axis {axis}, fewer than "

@@ -165,3 +165,13 @@ def test_dataloader_workers_reproducible_and_independent():
     first, second = batches(2, False)
     # without an index, worker 0 and worker 1 each start their own stream: their first items differ
     assert not torch.equal(first[0], second[0])
+
+
+def test_epoch_in_the_sample_wins_for_persistent_workers():
+    sample = {**s2_sample(), "index": 1}
+    gen = build_views("multispectral", "two_view", 2, BANDS13, overrides=OVER, seed=0)
+    gen.set_epoch(3)
+    at3 = gen(sample)["views"][0]
+    gen.set_epoch(0)
+    assert torch.equal(gen({**sample, "epoch": 3})["views"][0], at3)
+    assert not torch.equal(gen(sample)["views"][0], at3)
