@@ -19,6 +19,20 @@ import numpy as np
 
 # OpenCV's own thread pool would fight the DataLoader's worker processes for cores.
 _THREADS_SET = False
+_AVAILABLE: bool | None = None
+
+
+def available() -> bool:
+    """True when OpenCV imports (it comes with albumentations); else callers use torch kernels."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            import cv2  # noqa: F401
+
+            _AVAILABLE = True
+        except ImportError:
+            _AVAILABLE = False
+    return _AVAILABLE
 
 
 def _cv2():

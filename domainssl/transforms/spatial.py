@@ -41,7 +41,9 @@ def crop_resize(x, p: ViewParams, size: Sequence[int], backend: str = "cv2"):
     box = (slice(None),) + tuple(slice(int(s), int(s) + int(e)) for s, e in zip(p.start[0], p.extent[0]))
     flips = [1 + a for a in range(d) if p.flip[0, a]]
     k = int(p.rot_k[0])
-    if backend == "cv2" and x.device.type == "cpu" and x.dtype == torch.float32:
+    from . import cv2_kernels
+
+    if backend == "cv2" and x.device.type == "cpu" and x.dtype == torch.float32 and cv2_kernels.available():
         from .cv2_kernels import resize
 
         crop = x.numpy()[box]

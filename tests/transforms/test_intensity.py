@@ -164,3 +164,14 @@ def test_rgb_ops_on_rgb():
     img = np.random.default_rng(0).integers(0, 256, (3, 32, 32)).astype(np.float32)
     views = gen({"image": img})["views"]
     assert [tuple(v.shape) for v in views] == [(3, 16, 16)] * 2
+
+
+def test_views_without_opencv_fall_back_to_torch(monkeypatch):
+    from domainssl.transforms import cv2_kernels
+
+    sample = {**make_sample(4, (40, 40)), "index": 2}
+    over = {"global": {"size": 16}, "jitter_p": 1.0, "blur_p": 1.0, "noise_p": 0.0}
+    fast = build_views("multispectral", "two_view", 2, sample["channel_names"], overrides=over)(sample)["views"]
+    monkeypatch.setattr(cv2_kernels, "_AVAILABLE", False)
+    slow = build_views("multispectral", "two_view", 2, sample["channel_names"], overrides=over)(sample)["views"]
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(fast, slow))
