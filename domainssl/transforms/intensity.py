@@ -103,9 +103,9 @@ def apply_intensity(x, p: ViewParams, generator=None, blur_backend: str = "torch
     """
     import torch
 
-    spatial_dims = tuple(range(2, x.ndim))
     from . import cv2_kernels
 
+    spatial_dims = tuple(range(2, x.ndim))
     cv2_ok = (blur_backend == "cv2" and x.shape[0] == 1 and x.device.type == "cpu"
               and x.dtype == torch.float32 and x.is_contiguous() and cv2_kernels.available())
     if p.bias_coeff is not None and np.any(p.bias_coeff):
