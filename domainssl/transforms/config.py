@@ -152,6 +152,9 @@ _NORM_FIELDS = {f.name for f in fields(NormaliseConfig)}
 _TOP_KEYS = {"global", "local", "normalise", "n_local", "asymmetric", "slice_channels", "slice_axis"}
 _PROBABILITIES = {n for n in _VIEW_FIELDS if n.endswith("_p")} | {"channel_dropout_rate"}
 _RANGES = {"scale", "ratio", "extent", "zoom", "gamma", "noise_std", "blur_sigma"}
+_POSITIVE_RANGES = {"scale", "ratio", "extent", "zoom", "gamma"}
+_MAGNITUDES = {"brightness", "contrast", "hue", "saturation", "rotate_deg", "elastic_magnitude",
+               "bias_field_coeff"}
 
 
 def _unknown(key: str, valid: set[str], where: str) -> ValueError:
@@ -177,6 +180,10 @@ def _coerce_view_value(name: str, value: Any) -> Any:
         lo, hi = (float(v) for v in value)
         if lo > hi:
             raise ValueError(f"{name} range must be (low, high) with low <= high, got {value!r}")
+        if name in _POSITIVE_RANGES and lo <= 0:
+            raise ValueError(f"{name} range must be positive, got {value!r}")
+        if name in ("noise_std", "blur_sigma") and lo < 0:
+            raise ValueError(f"{name} range must be >= 0, got {value!r}")
         return (lo, hi)
     if name in _PROBABILITIES:
         p = float(value)
@@ -186,8 +193,15 @@ def _coerce_view_value(name: str, value: Any) -> Any:
     if name == "per_channel":
         return bool(value)
     if name == "elastic_grid":
+        if int(value) < 2:
+            raise ValueError(f"elastic_grid must be >= 2 control points per axis, got {value!r}")
         return int(value)
-    return float(value)
+    number = float(value)
+    if name in _MAGNITUDES and number < 0:
+        raise ValueError(f"{name} is a magnitude and must be >= 0, got {value!r}")
+    if name == "contrast" and number >= 1:
+        raise ValueError(f"contrast must be < 1 (factors 1 +- contrast stay positive), got {value!r}")
+    return number
 
 
 def update_view(view: ViewConfig, overrides: Mapping[str, Any], where: str = "view") -> ViewConfig:

@@ -85,6 +85,10 @@ def test_bad_overrides_are_clear_errors():
         build_views("sar", "two_view", 2, ["VV"])
     with pytest.raises(ValueError, match="unknown view kind"):
         build_views("ct", "three_view", 3, ["CT"])
+    with pytest.raises(ValueError, match="magnitude"):
+        build_views("ct", "two_view", 3, ["CT"], overrides={"brightness": -0.1})
+    with pytest.raises(ValueError, match="must be positive"):
+        build_views("ct", "two_view", 3, ["CT"], overrides={"gamma": [0, 2]})
     with pytest.raises(ValueError, match="normalise mode"):
         build_views("ct", "two_view", 3, ["CT"], overrides={"normalise": {"mode": "minmax"}})
 
