@@ -15,6 +15,20 @@ from .errors import ImageReadError
 Region = tuple[slice, ...]
 
 
+def time_index(path, t: int | None, n: int, noun: str = "image") -> int:
+    """The time point to read from a time axis of `n` points; `t` is required when n > 1.
+
+    Readers keep images 2D/3D: a time series is opened one time point at a time.
+    """
+    if t is not None:
+        if not 0 <= t < n:
+            raise ImageReadError(path, f"t={t} out of range: the {noun} has {n} time points")
+        return int(t)
+    if n > 1:
+        raise ImageReadError(path, f"{noun} has {n} time points; pass t=<index> to open one time point")
+    return 0
+
+
 class LazyImage:
     """Base class of all readers.
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageReadError
-from .image import LazyImage
+from .image import LazyImage, time_index
 from .tiff import normalize_unit
 
 _SPATIAL_ORDER = "zyx"
@@ -158,15 +158,7 @@ class OmeZarrImage(LazyImage):
             if ax["type"] == "channel":
                 roles[i] = "c"
             elif ax["type"] == "time":
-                if t is not None:
-                    if not 0 <= t < size:
-                        raise ImageReadError(url, f"t={t} out of range: the image has {size} time points")
-                    roles[i] = int(t)
-                elif size > 1:
-                    raise ImageReadError(url, f"image has {size} time points (axes {names}); pass "
-                                         "t=<index> to open one time point")
-                else:
-                    roles[i] = 0
+                roles[i] = time_index(url, t, size, f"image (axes {names})")
             elif size == 1:
                 roles[i] = 0
             else:

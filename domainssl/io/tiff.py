@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageReadError
-from .image import LazyImage
+from .image import LazyImage, time_index
 
 # Spelling variants of length units in OME-XML, ImageJ and NGFF metadata -> short form.
 _UNIT_ALIASES = {
@@ -275,15 +275,7 @@ class TiffImage(LazyImage):
             elif ax == "S":
                 roles[ax] = "S"
             elif ax == "T":
-                if t is not None:
-                    if not 0 <= t < n:
-                        raise ImageReadError(path, f"t={t} out of range: the series has {n} time points")
-                    roles[ax] = int(t)
-                elif n > 1:
-                    raise ImageReadError(path, f"series has {n} time points (axes {axes}); pass t=<index> "
-                                         "to open one time point")
-                else:
-                    roles[ax] = 0
+                roles[ax] = time_index(path, t, n, f"series (axes {axes})")
             elif ax in "IQ" and n > 1 and not has_z and "z" not in roles.values():
                 # a plain page stack: tifffile cannot tell z from time; treat it as a z stack
                 # (meta["source_axes"] keeps the original letter)

@@ -29,34 +29,17 @@ import torch
 
 from .intensity import apply_intensity
 from .params import sample_view_params
-from .plan import ViewPlan, resolve_config
+from .plan import SeededViews, ViewPlan, resolve_config
 from .seeding import batch_rng, torch_generator
 from .spatial import grid_views, slab_batch
 
 
-class BatchViewGenerator(torch.nn.Module):
+class BatchViewGenerator(SeededViews, torch.nn.Module):
     """Batched, seeded view generation on any device (no learnable parameters)."""
 
     def __init__(self, plan: ViewPlan, seed: int = 0):
         super().__init__()
-        self.plan = plan
-        self.seed = int(seed)
-        self.epoch = 0
-        self._counter = 0
-
-    @property
-    def n_views(self) -> int:
-        """Views per sample."""
-        return self.plan.n_views
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch `epoch` (views are keyed by seed, epoch, rank and batch count)."""
-        self.epoch = int(epoch)
-        self._counter = 0
-
-    def output_channel_names(self, input_spatial_dims: int | None = None) -> list[str]:
-        """Channel names of the views (see `ViewPlan.output_channel_names`)."""
-        return self.plan.output_channel_names(input_spatial_dims)
+        self._start(plan, seed)  # views are keyed by seed, epoch, rank and batch count
 
     @torch.no_grad()
     def forward(self, batch: Mapping[str, Any]) -> dict:

@@ -84,3 +84,30 @@ def resolve_config(preset: str, spatial_dims: int, stats=None, overrides: Mappin
     for key in ("preset", "kind"):
         over.pop(key, None)
     return apply_overrides(preset_config(preset, spatial_dims, stats), over)
+
+
+class SeededViews:
+    """What the CPU and GPU view generators share: the plan, the seed and the epoch.
+
+    Subclasses call `_start(plan, seed)` in `__init__`.
+    """
+
+    def _start(self, plan: "ViewPlan", seed: int) -> None:
+        self.plan = plan
+        self.seed = int(seed)
+        self.epoch = 0
+        self._counter = 0
+
+    @property
+    def n_views(self) -> int:
+        """Views per sample."""
+        return self.plan.n_views
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch `epoch`: views change from epoch to epoch, reproducibly."""
+        self.epoch = int(epoch)
+        self._counter = 0
+
+    def output_channel_names(self, input_spatial_dims: int | None = None) -> list[str]:
+        """Channel names of the views (see `ViewPlan.output_channel_names`)."""
+        return self.plan.output_channel_names(input_spatial_dims)

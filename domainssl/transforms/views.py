@@ -30,7 +30,7 @@ import numpy as np
 
 from .intensity import apply_intensity
 from .params import sample_view_params
-from .plan import ViewPlan, resolve_config
+from .plan import SeededViews, ViewPlan, resolve_config
 from .seeding import sample_rng, torch_generator
 from .spatial import crop_resize, grid_views, slab_single
 
@@ -61,28 +61,11 @@ def _valid_mask(image, mask):
     return valid
 
 
-class ViewGenerator:
+class ViewGenerator(SeededViews):
     """Seeded per-sample view generator; see the module docstring for the call contract."""
 
     def __init__(self, plan: ViewPlan, seed: int = 0):
-        self.plan = plan
-        self.seed = int(seed)
-        self.epoch = 0
-        self._counter = 0
-
-    @property
-    def n_views(self) -> int:
-        """Views per sample."""
-        return self.plan.n_views
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch `epoch`: views change from epoch to epoch, reproducibly."""
-        self.epoch = int(epoch)
-        self._counter = 0
-
-    def output_channel_names(self, input_spatial_dims: int | None = None) -> list[str]:
-        """Channel names of the views (see `ViewPlan.output_channel_names`)."""
-        return self.plan.output_channel_names(input_spatial_dims)
+        self._start(plan, seed)
 
     def __call__(self, sample: Mapping[str, Any]) -> dict:
         import torch
