@@ -76,11 +76,12 @@ def _view_facts(recipe_views: dict, dm) -> tuple[dict, dict]:
     return views, {"gpu": gpu, "spatial_dims": dims}
 
 
-def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False):
+def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datamodule=None):
     """Build (datamodule, method, trainer, facts) for a resolved recipe; nothing is trained yet.
 
     The data module is set up here (scan, stats) because the views, the encoder's channel count
-    and the card need its channel names and statistics.
+    and the card need its channel names and statistics. `datamodule` replaces the recipe's
+    `data:` section (e.g. an `ArrayDataModule` of images in memory).
     """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -99,17 +100,20 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False):
     # times slower for no accuracy benefit (GPU kernels flush them anyway).
     torch.set_flush_denormal(True)
     L.seed_everything(int(recipe.get("seed", 0)), workers=True, verbose=False)
-    data = dict(recipe["data"])
+    data = dict(recipe.get("data") or {})
     data.setdefault("seed", int(recipe.get("seed", 0)))
     if resume:  # reuse the run's scan and statistics: the same patches, the same normalisation
         if not data.get("manifest") and (run_dir / "manifest.jsonl").is_file():
             data["manifest"] = str(run_dir / "manifest.jsonl")
         if not data.get("stats") and (run_dir / "stats.json").is_file():
             data["stats"] = str(run_dir / "stats.json")
-    try:
-        dm = PatchDataModule(work_dir=str(run_dir), **data)
-    except TypeError as exc:
-        raise RecipeError(f"data: {exc}; see `domainssl.data.datamodule.PatchDataModule` for the keys") from exc
+    if datamodule is not None:
+        dm = datamodule
+    else:
+        try:
+            dm = PatchDataModule(work_dir=str(run_dir), **data)
+        except TypeError as exc:
+            raise RecipeError(f"data: {exc}; see `domainssl.data.datamodule.PatchDataModule` for the keys") from exc
     dm.setup("fit")
 
     views_kw, view_facts = _view_facts(recipe["views"], dm)
@@ -237,9 +241,10 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
     return out
 
 
-def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False) -> dict[str, Any]:
+def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datamodule=None) -> dict[str, Any]:
     """Train a recipe into `run_dir` (resuming from its last checkpoint when `resume`).
 
+    `datamodule` replaces the recipe's data section (see `build_pretraining`).
     Returns the run facts (also written to RUN_DIR/run.json), including `final` metrics.
     """
     run_dir = Path(run_dir)
@@ -248,11 +253,11 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False) -> di
     if resume and not ckpt.is_file():
         raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
     dump_recipe(recipe, run_dir / "config.yaml")
-    dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume)
+    dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume, datamodule=datamodule)
     (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
     start = time.monotonic()
     trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
-    trainer.save_checkpoint(str(ckpt))
+    trainer.save_checkpoint(str(ckpt), weights_only=False)  # full state (optimizer, loops) so runs resume
     card_facts = method.card_facts()
     facts["final"] = _jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
                                 "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),
