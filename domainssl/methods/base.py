@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from .monitors import CollapseMonitor, check_finite, knn_accuracy
+from .monitors import CollapseMonitor, check_finite, embedding_std, knn_accuracy
 from .schedules import WarmupCosine, cosine_schedule
 
 
@@ -137,7 +137,7 @@ class SSLMethod(L.LightningModule):
     def configure_model(self) -> None:
         if self.hparams.compile:
             for module in self.compile_targets():
-                module.compile()
+                module.compile(dynamic=False)  # few distinct crop shapes: specialise each
 
     # ----------------------------------------------------------------- training
     def on_fit_start(self) -> None:
@@ -154,14 +154,24 @@ class SSLMethod(L.LightningModule):
         views = batch["views"]
         loss, emb = self.compute_loss(views)
         step = self.global_step
-        if not check_finite(loss, step, self.hparams.nan_guard):
+        watch_collapse = emb is not None and self.collapse.threshold > 0
+        guard = self.hparams.nan_guard
+        host = None
+        if guard != "off" or watch_collapse:
+            # Loss and collapse score come to the host together: one device sync per step.
+            stats = [loss.detach().float().reshape(())]
+            if watch_collapse:
+                stats.append(embedding_std(emb.detach()))
+            host = torch.stack(stats).tolist()
+        if host is not None and not check_finite(host[0], step, guard):
             self.skipped_steps += 1
             return None  # Lightning skips backward and the optimiser step
-        self.last_loss = float(loss.detach()) if self.hparams.nan_guard != "off" else None
         bs = views[0].shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
-        if emb is not None and self.collapse.threshold > 0:
-            self.log("train/emb_std", self.collapse.update(emb.detach(), step), batch_size=bs)
+        if host is not None:
+            self.last_loss = host[0]
+            if watch_collapse:
+                self.log("train/emb_std", self.collapse.observe(host[1], step), batch_size=bs)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -43,7 +43,11 @@ class CollapseMonitor:
 
     def update(self, z: torch.Tensor, step: int) -> float:
         """Score embeddings z (B, D) at optimisation step `step`; returns the score."""
-        score = float(embedding_std(z))
+        return self.observe(float(embedding_std(z)), step)
+
+    def observe(self, score: float, step: int) -> float:
+        """Record an already computed `embedding_std` score (lets the caller fetch it from the
+        device together with the loss, in one synchronisation)."""
         self.last = score
         below = score < self.threshold
         if below and not self._below:
@@ -51,21 +55,27 @@ class CollapseMonitor:
             warnings.warn(f"step {step}: embeddings look collapsed (std of L2-normalised embeddings "
                           f"x sqrt(d) = {score:.4f} < {self.threshold}); lower the learning rate, "
                           f"check the augmentations, or raise the temperature/centre momentum",
-                          CollapseWarning, stacklevel=2)
+                          CollapseWarning, stacklevel=3)
         self._below = below
         return score
 
 
-def check_finite(loss: torch.Tensor, step: int, action: str = "skip") -> bool:
-    """True if `loss` is finite. Otherwise warns and returns False (action 'skip': the caller
-    skips this step) or raises NonFiniteLossError (action 'stop'). 'off' never checks."""
+def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip") -> bool:
+    """True if `loss` (a tensor or a float already on the host) is finite. Otherwise warns and
+    returns False (action 'skip': the caller skips this step) or raises NonFiniteLossError
+    (action 'stop'). 'off' never checks."""
     if action == "off":
         return True
     if action not in ("skip", "stop"):
         raise ValueError(f"nan_guard must be 'skip', 'stop' or 'off', got {action!r}")
-    if bool(torch.isfinite(loss.detach()).all()):
+    value = loss if isinstance(loss, float) else None
+    if value is None:
+        if bool(torch.isfinite(loss.detach()).all()):
+            return True
+        value = loss.detach().float().item()
+    elif math.isfinite(value):
         return True
-    msg = (f"step {step}: loss is {loss.detach().float().item()} (non-finite); "
+    msg = (f"step {step}: loss is {value} (non-finite); "
            "common causes: too high a learning rate, fp16 overflow, a bad input tile (NaN nodata)")
     if action == "stop":
         raise NonFiniteLossError(msg + "; stopping (set nan_guard='skip' to skip such steps)")
