@@ -80,7 +80,11 @@ def run(args) -> int:
     print(scan_archive(archive, manifest), flush=True)
 
     _banner("2/4 pretrain")
-    overrides = ["--data.root", str(tiles)]
+    # Pretrain from the scan's manifest (no second scan); the demo recipe keeps the GeoTIFF tiles of
+    # the generated archive, your own archive keeps every format the scan accepted.
+    overrides = ["--data.root", str(tiles), "--data.manifest", str(manifest)]
+    if not generated:
+        overrides += ["--data.formats", "null"]
     if args.steps:
         overrides += ["--trainer.max_steps", str(args.steps)]
     if args.accelerator:
