@@ -85,6 +85,7 @@ def run(args) -> int:
     overrides = ["--data.root", str(tiles), "--data.manifest", str(manifest)]
     if not generated:
         overrides += ["--data.formats", "null"]
+    overrides += ["--monitor.labels", str(labels)]  # kNN accuracy on the labeled train split while training
     if args.steps:
         overrides += ["--trainer.max_steps", str(args.steps)]
     if args.accelerator:

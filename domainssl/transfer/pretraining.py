@@ -68,6 +68,60 @@ def _line_progress():
     return LineProgress
 
 
+def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
+    """A validation loader of labeled images for the kNN monitor, prepared as transfer will prepare
+    them (the run's channels, input size and normalisation), or None when no labels are given.
+
+    monitor: {"labels": CSV or folder, "split": "train" (default) | "test" | "all", "max_items": 2000}.
+    """
+    if not monitor or not monitor.get("labels"):
+        return None
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .labeled import load_labeled
+    from .preprocess import make_input_spec, prepare_inputs
+
+    labeled = load_labeled(monitor["labels"]).with_split(0.3, 0)
+    split = monitor.get("split", "train")
+    idx = np.arange(len(labeled)) if split == "all" else labeled.indices(split)
+    idx = idx[: int(monitor.get("max_items", 2000))]
+    card = {"channel_names": facts["channel_names"], "spatial_dims": facts["spatial_dims"],
+            "input_size": facts["input_size"], "spacing": facts["spacing"], "units": facts["units"],
+            "normalization": facts["normalization"]}
+    spec = make_input_spec(card, labeled, check_values=False)
+    images = prepare_inputs(labeled, spec, indices=idx, progress=False)
+    labels = torch.as_tensor(labeled.labels[idx], dtype=torch.long)
+    items = [{"image": images[i], "label": labels[i]} for i in range(len(idx))]
+    return DataLoader(items, batch_size=batch_size, shuffle=False,
+                      collate_fn=lambda b: {"image": torch.stack([x["image"] for x in b]),
+                                            "label": torch.stack([x["label"] for x in b])})
+
+
+def _with_validation(dm, val_loader):
+    """`dm` with a labeled validation loader for the kNN monitor (training data unchanged)."""
+    import lightning as L
+
+    class WithValidation(L.LightningDataModule):
+        def __init__(self):
+            super().__init__()
+            self.inner = dm
+
+        def setup(self, stage=None):
+            self.inner.trainer = self.trainer
+            self.inner.setup(stage)
+
+        def train_dataloader(self):
+            self.inner.trainer = self.trainer  # rank / world size for the inner sampler
+            return self.inner.train_dataloader()
+
+        def val_dataloader(self):
+            return val_loader
+
+    return WithValidation()
+
+
 def _view_facts(recipe_views: dict, dm) -> tuple[dict, dict]:
     """(views kwargs for build_*_from_recipe, run facts) from the recipe's views block."""
     views = dict(recipe_views)
@@ -153,22 +207,6 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"method: {exc}") from exc
 
-    every = int((recipe.get("checkpoint") or {}).get("every_n_steps") or 500)
-    log_every = int((recipe.get("log") or {}).get("every_n_steps") or 10)
-    callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
-                                 every_n_train_steps=every, save_last=True, save_top_k=-1),
-                 _line_progress()(log_every)]
-    loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
-               CSVLogger(str(run_dir), name="csv", version="")]
-    trainer_cfg.setdefault("log_every_n_steps", log_every)
-    trainer_cfg.setdefault("enable_progress_bar", sys.stderr.isatty())
-    trainer_cfg.setdefault("enable_model_summary", False)
-    trainer_cfg.setdefault("num_sanity_val_steps", 0)
-    try:
-        trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
-    except TypeError as exc:
-        raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
-
     norm = asdict(plan.config.normalise)
     norm["stats"] = dm.stats
     spacing, units = dm.spacing, dm.units
@@ -189,7 +227,37 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         "method": name,
         "arch": arch,
     }
-    return dm, method, trainer, _jsonable(facts)
+    facts = _jsonable(facts)
+
+    monitor = dict(recipe.get("monitor") or {})
+    val_loader = _monitor_loader(monitor, facts, int(getattr(dm, "batch_size", 64)))
+    if val_loader is not None:
+        # A kNN score on labeled images every N steps: collapse shows up here while the loss falls.
+        trainer_cfg.setdefault("val_check_interval", int(monitor.get("every_n_steps", 100)))
+        trainer_cfg.setdefault("check_val_every_n_epoch", None)
+        dm = _with_validation(dm, val_loader)
+        facts["monitor"] = {"labels": str(monitor["labels"]), "items": len(val_loader.dataset),
+                            "every_n_steps": trainer_cfg["val_check_interval"]}
+    else:
+        trainer_cfg.setdefault("limit_val_batches", 0)
+
+    every = int((recipe.get("checkpoint") or {}).get("every_n_steps") or 500)
+    log_every = int((recipe.get("log") or {}).get("every_n_steps") or 10)
+    callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
+                                 every_n_train_steps=every, save_last=True, save_top_k=-1),
+                 _line_progress()(log_every)]
+    loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
+               CSVLogger(str(run_dir), name="csv", version="")]
+    trainer_cfg.setdefault("log_every_n_steps", log_every)
+    trainer_cfg.setdefault("enable_progress_bar", sys.stderr.isatty())
+    trainer_cfg.setdefault("enable_model_summary", False)
+    trainer_cfg.setdefault("num_sanity_val_steps", 0)
+    try:
+        trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
+    except TypeError as exc:
+        raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
+
+    return dm, method, trainer, facts
 
 
 def _view_spacing(dm, global_view, dims: int, input_size) -> list[float] | None:

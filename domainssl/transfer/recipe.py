@@ -8,6 +8,8 @@
     method:  {name, ...hyper-parameters}  (domainssl.methods)
     trainer: lightning.Trainer arguments (max_steps, max_epochs, accelerator, precision, ...)
     checkpoint: {every_n_steps}    log: {every_n_steps}    pictures: {views, curves, reconstructions}
+    monitor: {labels: CSV or folder, every_n_steps, split, max_items}   optional labeled images for a
+             kNN accuracy logged during pretraining (val/knn_acc), next to the embedding std
 
 Command-line overrides are dotted keys with YAML values: `--data.root /archive`,
 `--trainer.max_steps 100`, `--model.arch=resnet18`, `--data.patch_size [32,32]`.
@@ -21,7 +23,7 @@ from typing import Any, Sequence
 
 import yaml
 
-SECTIONS = ("data", "views", "model", "method", "trainer", "checkpoint", "log", "pictures")
+SECTIONS = ("data", "views", "model", "method", "trainer", "checkpoint", "log", "pictures", "monitor")
 TOP_LEVEL = SECTIONS + ("seed", "name", "description")
 DEFAULTS: dict[str, Any] = {
     "seed": 0,

@@ -22,11 +22,13 @@ def tiles(tmp_path_factory):
     from domainssl.data.synthetic import make_demo_archive
 
     root = tmp_path_factory.mktemp("archive")
-    return make_demo_archive(root, seed=0, n_unlabeled=8, n_train_per_class=1, n_test_per_class=1,
-                             extras=False)["tiles"]
+    info = make_demo_archive(root, seed=0, n_unlabeled=8, n_train_per_class=2, n_test_per_class=1,
+                             extras=False)
+    return info["tiles"], info["labels_csv"]
 
 
-def _pretrain(tiles, run, steps, *extra):
+def _pretrain(archive, run, steps, *extra):
+    tiles = archive[0]
     return main(["pretrain", "--config", str(RECIPES / "sentinel2_mae.yaml"), "--run-dir", str(run),
                  "--data.root", tiles, "--data.batch_size", "4", "--data.num_workers", "0",
                  "--data.stats_patches", "8", "--trainer.max_steps", str(steps), "--trainer.accelerator", "cpu",
@@ -35,14 +37,14 @@ def _pretrain(tiles, run, steps, *extra):
 
 def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _pretrain(tiles, run, 3) == 0
+    assert _pretrain(tiles, run, 3, "--monitor.labels", tiles[1], "--monitor.every_n_steps", "2") == 0
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["data"]["root"] == tiles and config["trainer"]["max_steps"] == 3
+    assert config["data"]["root"] == tiles[0] and config["trainer"]["max_steps"] == 3
     assert config["model"]["embed_dim"] == 48
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "step0000002.ckpt").is_file()
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     metrics = (run / "csv" / "metrics.csv").read_text()
-    assert "train/loss" in metrics and "train/emb_std" in metrics
+    assert "train/loss" in metrics and "train/emb_std" in metrics and "val/knn_acc" in metrics
     for pic in ("curves.png", "views.png", "mae_reconstructions.png"):
         assert (run / "pictures" / pic).read_bytes()[:4] == b"\x89PNG"
     facts = json.loads((run / "run.json").read_text())
@@ -50,6 +52,7 @@ def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, c
     assert facts["spacing"] == [10.0, 10.0] and facts["units"] == ["m", "m"]
     assert facts["normalization"]["mode"] == "stats_range" and len(facts["normalization"]["stats"]["p99"]) == 4
     assert facts["final"]["global_step"] == 3 and facts["final"]["loss"] > 0
+    assert facts["monitor"]["items"] == 8 and 0 <= facts["final"]["knn_acc"] <= 1
     out = capsys.readouterr().out
     assert "[domainssl] step 3/3" in out and "domainssl export" in out
 
