@@ -31,7 +31,9 @@ class Encoder(nn.Module):
       config (dict: `build_encoder(**config)` rebuilds the same architecture).
     """
 
-    # Set to None by encoders without patch tokens (CNNs), so callers can test `enc.forward_tokens`.
+    # None for encoders without patch tokens (CNNs); token encoders define the method, so callers
+    # can test `enc.forward_tokens is None`.
+    forward_tokens = None
     num_prefix_tokens: int = 0
 
     def __init__(self, arch: str, in_chans: int, spatial_dims: int, input_size: Sequence[int],
