@@ -39,3 +39,25 @@ def test_epochs_give_new_views(striped):
     ds = ArraySamples(images, ["ch0", "ch1"], [1.0, 1.0], ["px", "px"], transform=gen)
     a, b = ds[0]["views"][0], ds[EPOCH_STRIDE]["views"][0]
     assert a.shape == (2, 8, 8) and not np.allclose(np.asarray(a), np.asarray(b))
+
+
+def test_cpu_training_leaves_cores_to_data_workers(monkeypatch):
+    import os
+
+    import torch
+
+    from domainssl.transfer.pretraining import _cpu_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    try:
+        torch.set_num_threads(2)
+        _cpu_threads({"accelerator": "cpu"}, num_workers=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        _cpu_threads({"accelerator": "cpu"}, num_workers=0)
+        assert torch.get_num_threads() == 2
+        _cpu_threads({"accelerator": "cpu"}, num_workers=4)
+        assert torch.get_num_threads() == 1  # never below one thread
+    finally:
+        torch.set_num_threads(before)
