@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 from .. import __version__
 from .card import (CARD_VERSION, WEIGHTS_FILE, CardError, read_card, write_card)
 
-log = logging.getLogger(__name__)
 
 
 class WeightsMismatchError(RuntimeError):

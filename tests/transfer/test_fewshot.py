@@ -8,7 +8,7 @@ import pytest
 from domainssl.transfer.card import CardMismatchError, read_card
 from domainssl.transfer.fewshot import Candidate, parse_shots, run_fewshot, sample_shots, score
 from domainssl.transfer.labeled import from_arrays
-from domainssl.transfer.preprocess import make_input_spec, prepare_inputs, to_input
+from domainssl.transfer.preprocess import make_input_spec, to_input
 from domainssl.transfer.probes import knn_predict, linear_probe
 
 
