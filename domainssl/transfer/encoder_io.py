@@ -23,7 +23,6 @@ from .. import __version__
 from .card import (CARD_VERSION, WEIGHTS_FILE, CardError, read_card, write_card)
 
 
-
 class WeightsMismatchError(RuntimeError):
     """Weights whose keys or shapes do not fit the encoder the card describes."""
 
