@@ -239,7 +239,7 @@ def peer_lightly_mae(case: dict, device: torch.device):
         target = utils.get_at_index(utils.patchify(images, patch), idx_mask - 1)
         return criterion(pred, target)
 
-    return model, loss_fn, None
+    return model, loss_fn, None, ""
 
 
 def peer_lightly_dino(case: dict, device: torch.device):
@@ -278,7 +278,7 @@ def peer_lightly_dino(case: dict, device: torch.device):
         update_momentum(backbone, t_backbone, m=0.996)
         update_momentum(head, t_head, m=0.996)
 
-    return model, loss_fn, after_step
+    return model, loss_fn, after_step, "one forward per crop"
 
 
 def peer_monai_mae3d(case: dict, device: torch.device):
@@ -290,15 +290,19 @@ def peer_monai_mae3d(case: dict, device: torch.device):
     torch.manual_seed(0)
     hp, p = case["hp"], case["enc"]["patch_size"]
     base = case["arch"].endswith("base")
+    # MONAI's 3D sin-cos table needs a width divisible by 6 (512 is not): the widest multiple of
+    # 6 * heads that fits our decoder width, so its decoder is at most as heavy as ours.
+    dec_heads = hp["decoder_heads"] if hp["decoder_dim"] >= 6 * hp["decoder_heads"] else 1
+    dec_dim = hp["decoder_dim"] // (6 * dec_heads) * (6 * dec_heads)
     model = MaskedAutoEncoderViT(
         in_channels=case["in_chans"], img_size=case["size"], patch_size=p,
         hidden_size=768 if base else case["enc"].get("embed_dim", 192),
         mlp_dim=3072 if base else 4 * case["enc"].get("embed_dim", 192),
         num_layers=12 if base else case["enc"].get("depth", 12),
         num_heads=12 if base else case["enc"].get("num_heads", 3),
-        masking_ratio=hp["mask_ratio"], decoder_hidden_size=hp["decoder_dim"],
-        decoder_mlp_dim=4 * hp["decoder_dim"], decoder_num_layers=hp["decoder_depth"],
-        decoder_num_heads=hp["decoder_heads"], spatial_dims=3, qkv_bias=True).to(device)
+        masking_ratio=hp["mask_ratio"], decoder_hidden_size=dec_dim, decoder_mlp_dim=4 * dec_dim,
+        decoder_num_layers=hp["decoder_depth"], decoder_num_heads=dec_heads, spatial_dims=3,
+        qkv_bias=True).to(device)
 
     def loss_fn(x):
         pred, mask = model(x)
@@ -308,7 +312,8 @@ def peer_monai_mae3d(case: dict, device: torch.device):
         per_token = ((pred.float() - target.float()) ** 2).mean(-1)
         return (per_token * mask).sum() / mask.sum()
 
-    return model, loss_fn, None
+    note = f"decoder {dec_dim} wide (MONAI's 3D sin-cos needs a multiple of 6)"
+    return model, loss_fn, None, note
 
 
 PEERS = {"mae": [("lightly 1.6 MAE", peer_lightly_mae)],
@@ -319,9 +324,11 @@ PEERS = {"mae": [("lightly 1.6 MAE", peer_lightly_mae)],
 def run_peer(name, factory, case, batch, args, device, amp):
     """Time one peer; returns a result row or a row with the reason it could not run."""
     try:
-        model, loss_fn, after_step = factory(case, device)
+        model, loss_fn, after_step, note = factory(case, device)
     except ImportError as e:
         return dict(impl=name, error=f"not installed ({e.name})")
+    except Exception as e:  # a peer that cannot be built is a result, not a crash
+        return dict(impl=name, error=f"cannot be built: {type(e).__name__}: {str(e)[:120]}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
                             fused=True if device.type == "cuda" else None)
@@ -339,14 +346,14 @@ def run_peer(name, factory, case, batch, args, device, amp):
                 after_step()
         return step
 
-    note = ""
     dtype = amp
     try:
         make_step(dtype)()
     except RuntimeError as e:
         if dtype is None:
             return dict(impl=name, error=str(e).splitlines()[0][:160])
-        note = f"fails under bf16 autocast ({str(e).splitlines()[0][:90]}); fp32/TF32 instead"
+        note = (f"fails under bf16 autocast ({str(e).splitlines()[0][:90]}); fp32/TF32 instead"
+                + (f"; {note}" if note else ""))
         opt.zero_grad(set_to_none=True)
         dtype = None
         if device.type == "cuda":
