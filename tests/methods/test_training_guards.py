@@ -99,3 +99,26 @@ def test_compile_option_compiles_in_place(monkeypatch):
     compiled.clear()
     build_method("simclr", _enc(), proj_hidden_dim=16, proj_dim=8).configure_model()
     assert compiled == []
+
+
+@pytest.mark.parametrize("name,arch,dims,size", [
+    ("simclr", "resnet18", 2, (32, 32)),
+    ("byol", "convnext_atto", 2, (32, 32)),
+    ("mocov3", "resnet3d_10", 3, (16, 16, 16)),
+    ("dino", "resnet3d_10", 3, (16, 16, 16)),
+])
+def test_cnn_encoders_train_one_step(name, arch, dims, size):
+    kw = {"widen_factor": 0.25} if arch.startswith("resnet3d") else {}
+    enc = build_encoder(arch, 2, dims, size, **kw)
+    hp = (dict(out_dim=32, hidden_dim=16, bottleneck_dim=8) if name == "dino"
+          else dict(proj_hidden_dim=16, proj_dim=8) if name == "simclr"
+          else dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16))
+    m = build_method(name, enc, max_steps=2, **hp)
+    views = [torch.randn(4, 2, *size) for _ in range(2)]
+    if name == "dino":
+        views.append(torch.randn(4, 2, *[s // 2 for s in size]))
+    loss, emb = m.compute_loss(views)
+    loss.backward()
+    assert torch.isfinite(loss) and emb.shape == (4, enc.embed_dim)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    m.momentum_update()
