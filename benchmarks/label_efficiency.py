@@ -31,13 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Per dataset: the recipe it starts from and the views that fit its images. Normalisation uses the
 # archive statistics (stats_range) so that absolute intensity (DNA content, X-ray density) survives.
+# 28 px radiographs keep at least half of the image per crop: diffuse opacities need context.
+# Cell-cycle phase is read from stain intensity (DNA content), so the Jurkat views keep intensities
+# (no per-channel jitter or channel dropout): invariance to them would erase the signal.
 DATASETS = {
-    "pneumoniamnist": {"recipe": "xray_simclr.yaml", "size": 28,
+    "pneumoniamnist": {"recipe": "xray_simclr.yaml", "size": 28, "scale": [0.5, 1.0],
                        "views": {"preset": "mr", "normalise": {"mode": "stats_range"}, "rot90_p": 0.0}},
     "coffee": {"recipe": "multispectral_simclr.yaml", "size": 32,
                "views": {"preset": "multispectral", "normalise": {"mode": "stats_range"}}},
-    "jurkat": {"recipe": "microscopy_simclr.yaml", "size": 32,
-               "views": {"preset": "fluorescence", "normalise": {"mode": "stats_range"}}},
+    "jurkat": {"recipe": "microscopy_simclr.yaml", "size": 32, "scale": [0.5, 1.0],
+               "views": {"preset": "fluorescence", "normalise": {"mode": "stats_range"},
+                         "jitter_p": 0.0, "channel_dropout_p": 0.0}},
 }
 
 
@@ -49,7 +53,7 @@ def build_recipe(name: str, args) -> dict:
     size = args.size or spec["size"]
     recipe = load_recipe(REPO / "recipes" / spec["recipe"])
     recipe["views"] = {**{k: v for k, v in recipe["views"].items() if k not in ("preset", "normalise")},
-                       **spec["views"], "global": {"size": size, "scale": [0.3, 1.0]}}
+                       **spec["views"], "global": {"size": size, "scale": spec.get("scale", [0.3, 1.0])}}
     recipe["views"].pop("spatial_dims", None)
     overrides = ["--model.arch", args.arch, "--trainer.max_steps", str(args.steps),
                  "--trainer.accelerator", args.accelerator, "--method.warmup_steps", str(min(100, args.steps // 10)),
