@@ -15,6 +15,7 @@ Needs only torch, timm, lightning and numpy (peers are optional imports).
   PYTHONPATH=. python benchmarks/train_step.py                      # GPU, reference shapes
   PYTHONPATH=. python benchmarks/train_step.py --tiny               # CPU, tiny models
   PYTHONPATH=. python benchmarks/train_step.py --methods mae,dino --compile --peers
+On a CPU shared with other jobs, OMP_NUM_THREADS=1 gives steadier --tiny figures.
 """
 
 from __future__ import annotations
