@@ -38,6 +38,8 @@ class SSLMethod(L.LightningModule):
       'stop' | 'off'; knn_k: neighbours for the online kNN monitor.
     `batch_views`: optional nn.Module mapping {"image": (B,C,*S)} -> {"views": [...]} run on the
     device when a training batch has "image" but no "views" (not saved in checkpoints).
+    `method_hparams`: the subclass's own hyper-parameters, saved with these. There is no
+    catch-all **kwargs, so a misspelt option is a TypeError, not silently ignored.
     """
 
     method_name = "base"
@@ -48,7 +50,8 @@ class SSLMethod(L.LightningModule):
                  betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = None,
                  compile: bool = False, collapse_threshold: float = 0.05,
                  nan_guard: str = "skip", knn_k: int = 20,
-                 batch_views: nn.Module | None = None, **method_hparams: Any) -> None:
+                 batch_views: nn.Module | None = None,
+                 method_hparams: dict[str, Any] | None = None) -> None:
         super().__init__()
         if nan_guard not in ("skip", "stop", "off"):
             raise ValueError(f"nan_guard must be 'skip', 'stop' or 'off', got {nan_guard!r}")
@@ -58,7 +61,7 @@ class SSLMethod(L.LightningModule):
                   warmup_steps=warmup_steps, max_steps=max_steps, final_lr_ratio=final_lr_ratio,
                   betas=betas, grad_clip=grad_clip, compile=compile,
                   collapse_threshold=collapse_threshold, nan_guard=nan_guard, knn_k=knn_k,
-                  **method_hparams)
+                  **(method_hparams or {}))
         # Only plain values: checkpoints must load with torch.load(weights_only=True).
         self.save_hyperparameters({k: _plain(v) for k, v in hp.items()})
         # Kept out of the module tree on purpose: the view generator is data plumbing, not model

@@ -20,9 +20,10 @@ class BYOL(SSLMethod):
     def __init__(self, encoder, proj_hidden_dim: int = 4096, proj_dim: int = 256,
                  pred_hidden_dim: int = 4096, momentum_start: float = 0.99,
                  momentum_end: float = 1.0, **kwargs) -> None:
-        super().__init__(encoder, proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
-                         pred_hidden_dim=pred_hidden_dim, momentum_start=momentum_start,
-                         momentum_end=momentum_end, **kwargs)
+        super().__init__(encoder, method_hparams=dict(
+            proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
+            pred_hidden_dim=pred_hidden_dim, momentum_start=momentum_start,
+            momentum_end=momentum_end), **kwargs)
         self.projector = projection_mlp(encoder.embed_dim, proj_hidden_dim, proj_dim)
         self.predictor = projection_mlp(proj_dim, pred_hidden_dim, proj_dim)
         self.target_encoder = copy_frozen(self.encoder)

@@ -32,14 +32,13 @@ class DINO(SSLMethod):
                  momentum_end: float = 1.0, freeze_last_layer_steps: int = 0,
                  **kwargs) -> None:
         kwargs.setdefault("grad_clip", 3.0)
-        super().__init__(encoder, out_dim=out_dim, hidden_dim=hidden_dim,
-                         bottleneck_dim=bottleneck_dim, num_global_crops=num_global_crops,
-                         student_temp=student_temp, teacher_temp=teacher_temp,
-                         warmup_teacher_temp=warmup_teacher_temp,
-                         warmup_teacher_temp_steps=warmup_teacher_temp_steps,
-                         center_momentum=center_momentum, momentum_start=momentum_start,
-                         momentum_end=momentum_end, freeze_last_layer_steps=freeze_last_layer_steps,
-                         **kwargs)
+        super().__init__(encoder, method_hparams=dict(
+            out_dim=out_dim, hidden_dim=hidden_dim, bottleneck_dim=bottleneck_dim,
+            num_global_crops=num_global_crops, student_temp=student_temp,
+            teacher_temp=teacher_temp, warmup_teacher_temp=warmup_teacher_temp,
+            warmup_teacher_temp_steps=warmup_teacher_temp_steps,
+            center_momentum=center_momentum, momentum_start=momentum_start,
+            momentum_end=momentum_end, freeze_last_layer_steps=freeze_last_layer_steps), **kwargs)
         self.head = DINOHead(encoder.embed_dim, out_dim, hidden_dim, bottleneck_dim)
         self.teacher_encoder = copy_frozen(self.encoder)
         self.teacher_head = copy_frozen(self.head)

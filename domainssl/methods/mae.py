@@ -42,9 +42,9 @@ class MAE(SSLMethod):
         if getattr(encoder, "forward_tokens", None) is None or not hasattr(encoder, "embed_patches"):
             raise ValueError(f"MAE needs a ViT encoder with patch tokens; {encoder.arch!r} has none "
                              f"(use e.g. vit_small_patch16_224, vit2d_small or vit3d_small)")
-        super().__init__(encoder, mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss,
-                         decoder_dim=decoder_dim, decoder_depth=decoder_depth,
-                         decoder_heads=decoder_heads, **kwargs)
+        super().__init__(encoder, method_hparams=dict(
+            mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss, decoder_dim=decoder_dim,
+            decoder_depth=decoder_depth, decoder_heads=decoder_heads), **kwargs)
         from timm.models.vision_transformer import Block
 
         self.patch_size = tuple(encoder.patch_size)

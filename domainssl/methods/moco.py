@@ -25,10 +25,10 @@ class MoCoV3(SSLMethod):
     def __init__(self, encoder, temperature: float = 0.2, proj_hidden_dim: int = 4096,
                  proj_dim: int = 256, pred_hidden_dim: int = 4096, momentum_start: float = 0.99,
                  momentum_end: float = 1.0, queue_size: int = 0, **kwargs) -> None:
-        super().__init__(encoder, temperature=temperature, proj_hidden_dim=proj_hidden_dim,
-                         proj_dim=proj_dim, pred_hidden_dim=pred_hidden_dim,
-                         momentum_start=momentum_start, momentum_end=momentum_end,
-                         queue_size=queue_size, **kwargs)
+        super().__init__(encoder, method_hparams=dict(
+            temperature=temperature, proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
+            pred_hidden_dim=pred_hidden_dim, momentum_start=momentum_start,
+            momentum_end=momentum_end, queue_size=queue_size), **kwargs)
         self.projector = projection_mlp(encoder.embed_dim, proj_hidden_dim, proj_dim, num_layers=3,
                                         last_bn=True)
         self.predictor = projection_mlp(proj_dim, pred_hidden_dim, proj_dim, num_layers=2)

@@ -19,8 +19,8 @@ class SimCLR(SSLMethod):
 
     def __init__(self, encoder, temperature: float = 0.2, proj_hidden_dim: int = 2048,
                  proj_dim: int = 128, **kwargs) -> None:
-        super().__init__(encoder, temperature=temperature, proj_hidden_dim=proj_hidden_dim,
-                         proj_dim=proj_dim, **kwargs)
+        super().__init__(encoder, method_hparams=dict(
+            temperature=temperature, proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim), **kwargs)
         self.projector = projection_mlp(encoder.embed_dim, proj_hidden_dim, proj_dim, num_layers=2)
 
     def compile_targets(self):

@@ -122,3 +122,8 @@ def test_cnn_encoders_train_one_step(name, arch, dims, size):
     assert torch.isfinite(loss) and emb.shape == (4, enc.embed_dim)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
     m.momentum_update()
+
+
+def test_misspelt_option_is_an_error():
+    with pytest.raises(TypeError, match="temprature"):
+        build_method("simclr", _enc(), temprature=0.1)
