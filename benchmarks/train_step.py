@@ -454,6 +454,9 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        # Fixed shapes: let cuDNN pick its fastest kernels, for every implementation alike
+        # (Lightning's Trainer keeps the session's setting).
+        torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}; torch {torch.__version__}; precision {args.precision}; "
           f"compile={args.compile}; steps {args.steps} after {args.warmup} warm-up; "
