@@ -197,6 +197,9 @@ class PatchDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else None
         world = trainer.world_size if trainer is not None else None
         sampler = EpochSampler(len(self.dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world)
+        done = _batches_done_in_epoch(trainer)
+        if done:
+            sampler.skip_once(done * self.batch_size)
         if len(sampler) < self.batch_size:
             raise ValueError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
                              f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
@@ -205,3 +208,16 @@ class PatchDataModule(L.LightningDataModule):
                           num_workers=self.num_workers, collate_fn=self.collate_fn or collate_samples,
                           drop_last=True, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
+
+
+def _batches_done_in_epoch(trainer) -> int:
+    """Batches of the current epoch already trained when a run resumes mid-epoch, else 0.
+
+    Lightning restores its loop counters before it asks for the train loader; the epoch's
+    order is a function of (seed, epoch), so skipping that many batches resumes the data
+    order exactly (the EpochSampler holds no other state).
+    """
+    loop = getattr(trainer, "fit_loop", None) if trainer is not None else None
+    if loop is None or not loop.restarting:
+        return 0
+    return int(loop.epoch_loop.batch_progress.current.processed)

@@ -216,9 +216,15 @@ class EpochSampler(Sampler[int]):
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def skip_once(self, n_indices: int) -> None:
+        """Leave out the first `n_indices` of the next epoch's order (a run resumed mid-epoch
+        continues where its checkpoint stopped instead of repeating those patches)."""
+        self._skip = max(0, int(n_indices))
 
     def __len__(self) -> int:
         return self.n_items // self.world_size
@@ -229,7 +235,8 @@ class EpochSampler(Sampler[int]):
         else:
             order = np.arange(self.n_items)
         per_rank = len(self)
-        mine = order[self.rank * per_rank:(self.rank + 1) * per_rank]
+        mine = order[self.rank * per_rank:(self.rank + 1) * per_rank][self._skip:]
+        self._skip = 0
         base = self.epoch * EPOCH_STRIDE
         return iter((base + int(i) for i in mine))
 

@@ -42,3 +42,40 @@ def test_too_few_patches_for_a_batch_is_explained(demo_archive, tmp_path):
     dm.setup()
     with pytest.raises(ValueError, match="patches_per_image"):
         dm.train_dataloader()
+
+
+
+def test_resumed_run_continues_the_data_order(demo_archive, tmp_path):
+    """Checkpoint mid-epoch, resume: the patches after the checkpoint are those of an unbroken run."""
+    import lightning as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1)
+            self.seen = []
+
+        def training_step(self, batch, idx):
+            self.seen.append(tuple(batch["index"]))
+            return self.lin(batch["image"].mean(dim=(2, 3))).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def fit(max_steps, ckpt=None, every=None):
+        dm = PatchDataModule(root=demo_archive["tiles"], patch_size=[16, 16], batch_size=4,
+                             patches_per_image=2, work_dir=str(tmp_path / "w"), scan_jobs=0,
+                             stats_patches=4)
+        model = Tiny()
+        cbs = [L.pytorch.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ck"), every_n_train_steps=every,
+                                                   save_top_k=-1, filename="s{step}")] if every else []
+        trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, callbacks=cbs,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            enable_checkpointing=bool(every), use_distributed_sampler=False)
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
+        return model.seen
+
+    full = fit(8, every=3)  # 12 batches per epoch; checkpoints at steps 3 and 6
+    ckpt = next(p for p in (tmp_path / "ck").iterdir() if "6" in p.stem)
+    resumed = fit(8, ckpt=str(ckpt))
+    assert resumed == full[6:]
