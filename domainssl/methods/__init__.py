@@ -4,6 +4,8 @@ the shared losses, momentum updates, schedules and monitors.
 Names are re-exported lazily so `import domainssl` does not import torch or lightning.
 """
 
+from .._lazy import lazy_getattr
+
 _EXPORTS = {
     "SSLMethod": "base",
     "SimCLR": "simclr",
@@ -34,10 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -4,6 +4,8 @@ patchify/masking helpers.
 Names are re-exported lazily so `import domainssl` does not import torch.
 """
 
+from .._lazy import lazy_getattr
+
 _EXPORTS = {
     "build_encoder": "build",
     "Encoder": "encoder",
@@ -24,10 +26,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

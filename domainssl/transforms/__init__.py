@@ -26,7 +26,8 @@ first), single (MAE). `gen.output_channel_names(input_spatial_dims)` names the v
 Functional: ct_window, ct_windows, adjust_hue, adjust_saturation, to_grayscale, is_rgb.
 """
 
-from importlib import import_module
+from .._lazy import lazy_getattr
+
 
 _EXPORTS = {
     "build_views": "views",
@@ -57,9 +58,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
