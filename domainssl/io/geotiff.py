@@ -199,6 +199,7 @@ class GeoTiffImage(LazyImage):
         # band index -> (file index, 1-based band index in that file)
         self._band_map = [(fi, b + 1) for fi, info in enumerate(infos) for b in range(info.count)]
         self._nodata = [infos[fi].nodatavals[b - 1] for fi, b in self._band_map]
+        self._nodata_rules: dict = {}
         scales = [infos[fi].scales[b - 1] for fi, b in self._band_map]
         offsets = [infos[fi].offsets[b - 1] for fi, b in self._band_map]
         self._scale = np.array([1.0 if s is None else s for s in scales], dtype=np.float64)
@@ -334,6 +335,28 @@ class GeoTiffImage(LazyImage):
             c += n
         return out
 
+    def _nodata_rule(self, c0: int, n: int, dtype: np.dtype):
+        """(check NaN?, one value for all bands or None, [(band, value)]) for bands c0..c0+n.
+
+        Worked out once per channel range (it sits on the per-patch path). rasterio reports
+        nodata as a float: integer pixels are compared in their own type (a float comparison
+        casts the block to float64, several times slower); a value the type cannot hold never
+        matches.
+        """
+        key = (c0, n, dtype.str)
+        rule = self._nodata_rules.get(key)
+        if rule is None:
+            nodata = self._nodata[c0:c0 + n]
+            values = [(i, nd) for i, nd in enumerate(nodata)
+                      if nd is not None and not (isinstance(nd, float) and math.isnan(nd))]
+            if dtype.kind in "ui":
+                info = np.iinfo(dtype)
+                values = [(i, dtype.type(nd)) for i, nd in values
+                          if float(nd).is_integer() and info.min <= nd <= info.max]
+            single = values[0][1] if len(values) == n and len({v for _, v in values}) == 1 else None
+            rule = self._nodata_rules[key] = (dtype.kind == "f", single, values)
+        return rule
+
     def _nodata_valid(self, raw: np.ndarray, c0: int) -> np.ndarray | None:
         """True where no band of `raw` (bands c0.. of the image) holds nodata; None if none can.
 
@@ -341,17 +364,21 @@ class GeoTiffImage(LazyImage):
         written by numpy pipelines often carry NaN holes and no tag, and a NaN is never a value
         a model can use.
         """
-        nodata = self._nodata[c0:c0 + raw.shape[0]]
-        is_float = raw.dtype.kind == "f"
-        if all(v is None for v in nodata) and not is_float:
+        check_nan, single, values = self._nodata_rule(c0, raw.shape[0], raw.dtype)
+        if not check_nan and not values:
             return None
-        valid = np.ones(raw.shape[1:], dtype=bool)
-        for i, nd in enumerate(nodata):
-            if is_float:
-                valid &= ~np.isnan(raw[i])
-            if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
-                valid &= raw[i] != nd
-        return valid
+        invalid = np.isnan(raw).any(axis=0) if check_nan else None
+        if single is not None:  # one value for every band: one vectorised pass
+            hit = (raw == single).any(axis=0)
+        elif values:
+            hit = np.zeros(raw.shape[1:], dtype=bool)
+            for i, nd in values:
+                hit |= raw[i] == nd
+        else:
+            hit = None
+        if hit is not None:
+            invalid = hit if invalid is None else invalid | hit
+        return ~invalid
 
     def _read(self, bounds) -> np.ndarray:
         if self._pending_raw is not None and self._pending_raw[0] == bounds:
