@@ -8,6 +8,8 @@ Names are re-exported lazily so that `import domainssl` does not import torch.
     rows, meta = compare_encoders("ENCODER_DIR", labeled.with_split(), shots=[1, 5, 10], seeds=5)
 """
 
+from .._lazy import lazy_getattr
+
 _EXPORTS = {
     "read_card": "card",
     "write_card": "card",
@@ -41,10 +43,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -253,6 +253,9 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     trainer_cfg.setdefault("enable_progress_bar", sys.stderr.isatty())
     trainer_cfg.setdefault("enable_model_summary", False)
     trainer_cfg.setdefault("num_sanity_val_steps", 0)
+    # PatchDataModule's EpochSampler shards by rank itself (and resumes mid-epoch); Lightning's
+    # DistributedSampler wrapper on top would shard twice.
+    trainer_cfg.setdefault("use_distributed_sampler", False)
     try:
         trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
     except TypeError as exc:
