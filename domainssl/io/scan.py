@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ..jsonable import jsonable
 from .errors import ImageReadError
 from .open import (DICOM_SUFFIXES, NIFTI_SUFFIXES, PLAIN_SUFFIXES, TIFF_SUFFIXES, looks_like_dicom,
                    looks_like_zarr)
@@ -139,30 +140,15 @@ def _record_ok(image, extra: dict | None = None, caught: list | None = None) -> 
     rec.update(image.describe())
     rec.update(status="ok", reason=None)
     meta = image.meta
-    rec["meta"] = _strict_json({k: meta[k] for k in ("value_unit", "nodata", "crs", "orientation",
+    rec["meta"] = jsonable({k: meta[k] for k in ("value_unit", "nodata", "crs", "orientation",
                                                      "modality", "spacing_report", "level", "levels")
-                                if k in meta})
+                                if k in meta}, nonfinite=str)
     rec["nbytes"] = image.nbytes()
     if caught:
         rec["warnings"] = [str(w.message) for w in caught]
     if extra:
         rec.update(extra)
     return rec
-
-
-def _strict_json(value):
-    """Non-finite floats (NaN nodata) as strings, so every line parses as strict JSON."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return _strict_json(value.item())
-    return value
 
 
 def rejected_record(path, reason: str, fmt: str | None = None, **extra) -> dict:

@@ -12,14 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-
-def _jsonable(value: Any) -> Any:
-    """Tuples -> lists recursively, so configs survive JSON and `weights_only` checkpoints."""
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
+from ..jsonable import jsonable
 
 
 class Encoder(nn.Module):
@@ -57,7 +50,7 @@ class Encoder(nn.Module):
         self.channel_names = list(channel_names) if channel_names is not None else None
         self.patch_size: tuple[int, ...] | None = None
         self.embed_dim: int = 0
-        self.config = _jsonable(dict(arch=arch, in_chans=self.in_chans, spatial_dims=self.spatial_dims,
+        self.config = jsonable(dict(arch=arch, in_chans=self.in_chans, spatial_dims=self.spatial_dims,
                                      input_size=input_size, channel_names=self.channel_names, **kwargs))
 
     @property

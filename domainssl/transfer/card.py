@@ -30,10 +30,11 @@ Card keys (schema version `CARD_VERSION`):
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
+
+from ..jsonable import jsonable
 
 CARD_VERSION = 1
 CARD_FILE = "encoder.json"
@@ -132,24 +133,9 @@ def write_card(card: dict[str, Any], encoder_dir) -> Path:
     encoder_dir = Path(encoder_dir)
     encoder_dir.mkdir(parents=True, exist_ok=True)
     path = encoder_dir / CARD_FILE
-    path.write_text(json.dumps(_jsonable(card), indent=2) + "\n")
+    path.write_text(json.dumps(jsonable(card), indent=2) + "\n")
     (encoder_dir / README_FILE).write_text(render_readme(card))
     return path
-
-
-def _jsonable(value):
-    """Plain JSON types (numpy scalars/arrays, tuples, NaN -> None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def timm_one_liner(card: dict[str, Any], weights_path: str = "ENCODER_DIR/model.safetensors") -> str | None:
@@ -205,9 +191,9 @@ def render_readme(card: dict[str, Any]) -> str:
             extra = f", p01 {p01[i]:.6g}, p99 {p99[i]:.6g}" if p01 and p99 else ""
             lines.append(f"  - {name}: mean {mean[i]:.6g}, std {std[i]:.6g}{extra} (pretraining archive)")
     lines += ["", "## Output", f"- `encoder(x)` returns `(B, {card['embed_dim']})` features.", ""]
-    lines += ["## Pretraining", f"- method: {json.dumps(_jsonable(card['method']))}",
-              f"- data: {json.dumps(_jsonable(card['data']))}",
-              f"- final metrics: {json.dumps(_jsonable(card['metrics']))}", ""]
+    lines += ["## Pretraining", f"- method: {json.dumps(jsonable(card['method']))}",
+              f"- data: {json.dumps(jsonable(card['data']))}",
+              f"- final metrics: {json.dumps(jsonable(card['metrics']))}", ""]
     lines += ["## Use", "```python", "import domainssl",
               "enc = domainssl.load_encoder('ENCODER_DIR')   # eval mode, enc.card is encoder.json",
               f"features = enc(x)   # x: float32 (B, {card['in_chans']}, "

@@ -19,23 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..jsonable import jsonable
 from .recipe import RecipeError, dump_recipe
 
 CKPT_DIR = "checkpoints"
 LAST_CKPT = "last.ckpt"
 RUN_FACTS = "run.json"
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def _line_progress():
@@ -227,7 +216,7 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         "method": name,
         "arch": arch,
     }
-    facts = _jsonable(facts)
+    facts = jsonable(facts)
 
     _cpu_threads(trainer_cfg, int(getattr(dm, "num_workers", 0) or 0))
     monitor = dict(recipe.get("monitor") or {})
@@ -347,7 +336,7 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     trainer.save_checkpoint(str(ckpt), weights_only=False)  # full state (optimizer, loops) so runs resume
     card_facts = method.card_facts()
-    facts["final"] = _jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
+    facts["final"] = jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
                                 "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),
                                 "knn_acc": card_facts.get("knn_acc"),
                                 "collapse_warnings": card_facts.get("collapse_warnings"),
