@@ -131,8 +131,12 @@ def warm_page_cache(path) -> None:
 
 
 def _regions(shape_spatial, patch, n, seed=0):
+    """`n` random patch corners, lazily (a list of a million tuples would slow every garbage
+    collection in the process and tax whichever method allocates more objects)."""
     rng = np.random.default_rng(seed)
-    return [tuple(int(rng.integers(0, s - p + 1)) for s, p in zip(shape_spatial, patch)) for _ in range(n)]
+    highs = [s - p + 1 for s, p in zip(shape_spatial, patch)]
+    for _ in range(n):
+        yield tuple(int(rng.integers(0, h)) for h in highs)
 
 
 def _loop(fetch, corners, seconds, min_patches=1):
