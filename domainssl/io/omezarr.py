@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageReadError
+from .axis_roles import read_by_roles
 from .image import LazyImage, time_index
 from .tiff import normalize_unit
 
@@ -185,23 +186,10 @@ class OmeZarrImage(LazyImage):
 
     def _read(self, bounds) -> np.ndarray:
         (c0, c1), *spatial_bounds = bounds
-        span = dict(zip([r for r in self._roles if r in ("z", "y", "x")], spatial_bounds))
-        index, kept = [], []
-        for role in self._roles:
-            if isinstance(role, int):
-                index.append(role)
-                continue
-            index.append(slice(c0, c1) if role == "c" else slice(*span[role]))
-            kept.append(role)
-        try:
-            block = np.asarray(self._zarr()[tuple(index)])
-        except ImageReadError:
-            raise
-        except Exception as exc:
-            raise ImageReadError(self.path, f"reading {bounds} from {self._array_path!r} failed "
-                                 f"({type(exc).__name__}: {exc})") from exc
-        order = [r for r in ("c", "z", "y", "x") if r in kept]
-        block = block.transpose([kept.index(r) for r in order])
+        spatial = [r for r in self._roles if r in ("z", "y", "x")]
+        spans = {"c": slice(c0, c1), **{r: slice(*b) for r, b in zip(spatial, spatial_bounds)}}
+        block, kept = read_by_roles(self.path, self._zarr(), self._roles, spans, "czyx",
+                                    f"{bounds} from {self._array_path!r}")
         if "c" not in kept:
             block = block[None]
         return block

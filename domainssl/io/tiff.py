@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageReadError
+from .axis_roles import read_by_roles
 from .image import LazyImage, time_index
 
 # Spelling variants of length units in OME-XML, ImageJ and NGFF metadata -> short form.
@@ -331,29 +332,10 @@ class TiffImage(LazyImage):
             cc0, cc1 = c0, c1
             s0, s1 = 0, 1
         spatial_roles = [r for r in ("z", "y", "x") if self._axis_for(r)]
-        span = dict(zip(spatial_roles, spatial_bounds))
-        index, kept = [], []
-        for ax in self._src_axes:
-            role = self._roles[ax]
-            if isinstance(role, int):
-                index.append(role)
-                continue
-            if role == "c":
-                index.append(slice(cc0, cc1))
-            elif role == "S":
-                index.append(slice(s0, s1))
-            else:
-                index.append(slice(*span[role]))
-            kept.append(role)
-        try:
-            block = np.asarray(self._zarr()[tuple(index)])
-        except ImageReadError:
-            raise
-        except Exception as exc:
-            raise ImageReadError(self.path, f"reading {bounds} failed, the file may be truncated or "
-                                 f"corrupt ({type(exc).__name__}: {exc})") from exc
-        order = [r for r in ("c", "S", "z", "y", "x") if r in kept]
-        block = block.transpose([kept.index(r) for r in order])
+        spans = {"c": slice(cc0, cc1), "S": slice(s0, s1),
+                 **{r: slice(*b) for r, b in zip(spatial_roles, spatial_bounds)}}
+        block, order = read_by_roles(self.path, self._zarr(), [self._roles[ax] for ax in self._src_axes],
+                                     spans, "cSzyx", f"{bounds} (the file may be truncated or corrupt)")
         n_chan_axes = sum(r in ("c", "S") for r in order)
         if n_chan_axes == 0:
             block = block[None]
