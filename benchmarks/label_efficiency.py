@@ -46,7 +46,7 @@ DATASETS = {
 
 def build_recipe(name: str, args) -> dict:
     """The dataset's recipe with the benchmark's size, steps, encoder and trainer settings."""
-    from domainssl.transfer.recipe import apply_overrides, load_recipe
+    from domainssl.train.recipe import apply_overrides, load_recipe
 
     spec = DATASETS[name]
     size = args.size or spec["size"]
@@ -65,9 +65,9 @@ def build_recipe(name: str, args) -> dict:
 
 def pretrain(name: str, labeled, args, out: Path) -> Path:
     """SSL-pretrain on the training images (labels unused) and export; returns the encoder dir."""
-    from domainssl.transfer.array_data import ArrayDataModule
+    from domainssl.train.array_data import ArrayDataModule
     from domainssl.transfer.export_run import export_run
-    from domainssl.transfer.pretraining import run_pretraining
+    from domainssl.train.pretraining import run_pretraining
 
     train = labeled.indices("train")
     images = np.stack([labeled.get_image(int(i)) for i in train])

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from striped_samples import striped_images  # noqa: E402  (tests/ is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DOMAINSSL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -37,3 +39,9 @@ def demo_archive(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("demo_archive")
     return make_demo_archive(root, seed=0, n_unlabeled=24, n_train_per_class=4, n_test_per_class=4)
+
+
+@pytest.fixture
+def striped():
+    """(images (24, 2, 16, 16) float32, labels (24,)) of two stripe orientations."""
+    return striped_images()

@@ -51,7 +51,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..transfer.card import CardError, CardMismatchError
-    from ..transfer.recipe import RecipeError, apply_overrides, load_recipe
+    from ..train.recipe import RecipeError, apply_overrides, load_recipe
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def run(args) -> int:
     try:
         recipe = apply_overrides(load_recipe(_recipe_path(args.recipe)), overrides)
         from ..transfer.export_run import export_run
-        from ..transfer.pretraining import run_pretraining
+        from ..train.pretraining import run_pretraining
 
         run_dir = out / "run"
         facts = run_pretraining(recipe, run_dir)

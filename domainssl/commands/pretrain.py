@@ -30,7 +30,7 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from ..transfer.recipe import RecipeError, apply_overrides, load_recipe
+    from ..train.recipe import RecipeError, apply_overrides, load_recipe
 
     overrides = getattr(args, "overrides", None) or []
     try:
@@ -50,7 +50,7 @@ def run(args) -> int:
         if recipe["data"].get("root") is None and recipe["data"].get("manifest") is None:
             raise RecipeError("the recipe has no data: pass --data.root ARCHIVE (or --data.manifest "
                               "manifest.jsonl from `domainssl scan`)")
-        from ..transfer.pretraining import run_pretraining
+        from ..train.pretraining import run_pretraining
 
         facts = run_pretraining(recipe, run_dir, resume=bool(args.resume))
     except RecipeError as exc:

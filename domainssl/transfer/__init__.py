@@ -1,5 +1,5 @@
-"""domainssl.transfer: pretraining runs from recipes, encoder export/load (safetensors + card) and
-few-label transfer.
+"""domainssl.transfer: encoder export/load (safetensors + card) and few-label transfer
+(pretraining runs live in domainssl.train).
 
 Names are re-exported lazily so that `import domainssl` does not import torch.
 
@@ -33,11 +33,7 @@ _EXPORTS = {
     "format_table": "report",
     "write_results": "report",
     "plot_results": "report",
-    "load_recipe": "recipe",
-    "apply_overrides": "recipe",
-    "run_pretraining": "pretraining",
     "export_run": "export_run",
-    "ArrayDataModule": "array_data",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .card import CardError
 from .encoder_io import export_encoder, make_card
-from .pretraining import CKPT_DIR, LAST_CKPT, RUN_FACTS
+from ..train.pretraining import CKPT_DIR, LAST_CKPT, RUN_FACTS
 
 
 def locate(run_or_ckpt) -> tuple[Path, Path]:

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from domainssl.cli import main
-from domainssl.transfer.recipe import RecipeError, apply_overrides, load_recipe, parse_overrides
+from domainssl.train.recipe import RecipeError, apply_overrides, load_recipe, parse_overrides
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TINY_MAE = ["--data.patch_size", "[16,16]", "--data.patches_per_image", "1", "--data.channels", "null",

@@ -1,28 +1,11 @@
-"""Fixtures for the transfer tests: small generated labeled sets (arrays, TIFF files + CSV)."""
+"""Fixtures for the transfer tests: small generated labeled sets (TIFF files + CSV, encoders)."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-def striped_images(n_per_class: int = 12, size: int = 16, channels: int = 2, seed: int = 0):
-    """Two classes a frozen random CNN separates: horizontal vs vertical stripes, plus noise.
-
-    Returns (images (N, C, size, size) float32, labels (N,) ints).
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images, labels = [], []
-    for label in (0, 1):
-        for _ in range(n_per_class):
-            phase = rng.uniform(0, 2 * np.pi)
-            coord = yy if label == 0 else xx
-            base = np.sin(coord * 1.3 + phase)
-            img = np.stack([base * (c + 1) for c in range(channels)]) + 0.3 * rng.normal(size=(channels, size, size))
-            images.append(100.0 + 20.0 * img)
-            labels.append(label)
-    return np.asarray(images, np.float32), np.asarray(labels)
+from striped_samples import striped_images
 
 
 def write_tiff_set(root: Path, n_per_class: int = 6, size: int = 16, with_split: bool = True):
@@ -40,12 +23,6 @@ def write_tiff_set(root: Path, n_per_class: int = 6, size: int = 16, with_split:
     csv = root / "labels.csv"
     csv.write_text("\n".join(rows) + "\n")
     return csv
-
-
-@pytest.fixture
-def striped():
-    """(images (24, 2, 16, 16) float32, labels (24,)) of two stripe orientations."""
-    return striped_images()
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import numpy as np
 
 def test_pretrain_arrays_then_export(tmp_path, striped):
     import domainssl
-    from domainssl.transfer.array_data import ArrayDataModule
+    from domainssl.train.array_data import ArrayDataModule
     from domainssl.transfer.export_run import export_run
-    from domainssl.transfer.pretraining import run_pretraining
-    from domainssl.transfer.recipe import apply_overrides, load_recipe
+    from domainssl.train.pretraining import run_pretraining
+    from domainssl.train.recipe import apply_overrides, load_recipe
     from pathlib import Path
 
     images, _ = striped
@@ -31,7 +31,7 @@ def test_pretrain_arrays_then_export(tmp_path, striped):
 
 def test_epochs_give_new_views(striped):
     from domainssl.data.dataset import EPOCH_STRIDE
-    from domainssl.transfer.array_data import ArraySamples
+    from domainssl.train.array_data import ArraySamples
     from domainssl.transforms import build_views
 
     images, _ = striped
@@ -46,7 +46,7 @@ def test_cpu_training_leaves_cores_to_data_workers(monkeypatch):
 
     import torch
 
-    from domainssl.transfer.pretraining import _cpu_threads
+    from domainssl.train.pretraining import _cpu_threads
 
     before = torch.get_num_threads()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)

@@ -69,8 +69,8 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
     import torch
     from torch.utils.data import DataLoader
 
-    from .labeled import load_labeled
-    from .preprocess import make_input_spec, prepare_inputs
+    from ..transfer.labeled import load_labeled
+    from ..transfer.preprocess import make_input_spec, prepare_inputs
 
     labeled = load_labeled(monitor["labels"]).with_split(0.3, 0)
     split = monitor.get("split", "train")
