@@ -77,8 +77,10 @@ class RandomPatchSampler:
         self.size, self.unit = size, unit
         self.min_valid, self.background, self.max_tries = float(min_valid), background, int(max_tries)
 
-    def corners(self, image: LazyImage, rng: np.random.Generator) -> Iterator[tuple[int, ...]]:
-        pixels = patch_pixels(image, self.size, self.unit)
+    def corners(self, image: LazyImage, rng: np.random.Generator,
+                pixels: tuple[int, ...] | None = None) -> Iterator[tuple[int, ...]]:
+        """Endless random low corners of patches of `pixels` (default: from the sampler's size)."""
+        pixels = pixels or patch_pixels(image, self.size, self.unit)
         highs = [n - p + 1 for n, p in zip(image.spatial_shape, pixels)]
         while True:
             yield tuple(int(rng.integers(0, h)) for h in highs)
@@ -87,7 +89,7 @@ class RandomPatchSampler:
         """Pick one patch: returns (region, pixels already read or None, accepted flag)."""
         pixels = patch_pixels(image, self.size, self.unit)
         region, data = None, None
-        for _, corner in zip(range(self.max_tries), self.corners(image, rng)):
+        for _, corner in zip(range(self.max_tries), self.corners(image, rng, pixels)):
             region, data = region_for(image, corner, pixels), None
             if self.min_valid > 0 and valid_fraction(image, region) < self.min_valid:
                 continue

@@ -25,6 +25,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def online_target_pass(views, encoder, online_head, target_encoder, target_head, method: str):
+    """Both views of a batch through the online branch (with gradients) and the momentum target
+    (without), in one forward each: the shared first half of BYOL and MoCo v3.
+
+    Args:
+        views: two tensors (B, C, *S).
+    Returns:
+        (B, online features (2B, D), online outputs (2B, P), target outputs (2B, P)); rows
+        [:B] come from view 1 and [B:] from view 2.
+    """
+    if len(views) != 2:
+        raise ValueError(f"{method} takes 2 views, got {len(views)}")
+    x = torch.cat(views)
+    feats = encoder(x)
+    online = online_head(feats)
+    with torch.no_grad():
+        target = target_head(target_encoder(x))
+    return views[0].shape[0], feats, online, target
+
+
 class SSLMethod(L.LightningModule):
     """Base class. Subclasses set `method_name`, build their heads in __init__ (after calling
     super().__init__) and implement `compute_loss(views) -> (loss, embeddings)`, where embeddings

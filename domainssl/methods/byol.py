@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
-from .base import SSLMethod
+from .base import SSLMethod, online_target_pass
 from .heads import projection_mlp
 from .losses import cosine_similarity_loss
 from .momentum import copy_frozen, cosine_momentum, update_momentum
@@ -42,14 +40,8 @@ class BYOL(SSLMethod):
                                self.hparams.momentum_end)
 
     def compute_loss(self, views):
-        if len(views) != 2:
-            raise ValueError(f"BYOL takes 2 views, got {len(views)}")
-        b = views[0].shape[0]
-        x = torch.cat(views)
-        feats = self.encoder(x)
-        p = self.predictor(self.projector(feats))
-        with torch.no_grad():
-            z = self.target_projector(self.target_encoder(x))
+        b, feats, p, z = online_target_pass(views, self.encoder, lambda f: self.predictor(self.projector(f)),
+                                            self.target_encoder, self.target_projector, "BYOL")
         # view 1's prediction regresses view 2's target and vice versa
         loss = cosine_similarity_loss(p[:b], z[b:]) + cosine_similarity_loss(p[b:], z[:b])
         return loss, feats[:b]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import SSLMethod
+from .base import SSLMethod, online_target_pass
 from .distributed import gather_no_grad
 from .heads import projection_mlp
 from .losses import info_nce_loss
@@ -60,14 +60,8 @@ class MoCoV3(SSLMethod):
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def compute_loss(self, views):
-        if len(views) != 2:
-            raise ValueError(f"MoCo takes 2 views, got {len(views)}")
-        b = views[0].shape[0]
-        x = torch.cat(views)
-        feats = self.encoder(x)
-        q = self.predictor(self.projector(feats))
-        with torch.no_grad():
-            k = self.momentum_projector(self.momentum_encoder(x))
+        b, feats, q, k = online_target_pass(views, self.encoder, lambda f: self.predictor(self.projector(f)),
+                                            self.momentum_encoder, self.momentum_projector, "MoCo")
         t = self.hparams.temperature
         queue = self.queue.clone() if self.queue is not None else None
         loss = (info_nce_loss(q[:b], k[b:], t, queue=queue)

@@ -65,6 +65,23 @@ def plot_curves(csv_path, out_png, metrics: Sequence[str] = ("train/loss", "trai
         if name == "train/emb_std":
             ax.set_ylim(bottom=0)
             ax.set_title(name + " (near 0 = collapse)")
+    return _save(plt, fig, out_png)
+
+
+def _show_image(ax, image, title: str | None, fontsize: int) -> None:
+    """One image cell of a sheet (a 2D view, or the mid slice of a 3D one), without ticks."""
+    shown = _display(image)
+    ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+def _save(plt, fig, out_png, title: str | None = None) -> Path:
+    """Lay out, write the PNG and free the figure; returns the path."""
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=100)
@@ -80,19 +97,9 @@ def views_sheet(views: Sequence, out_png, n_samples: int = 4, title: str = "augm
     fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
     for r in range(rows):
         for c in range(cols):
-            ax = axes[r][c]
-            shown = _display(views[c][r])
-            ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"view {c} {tuple(views[c].shape[2:])}", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+            _show_image(axes[r][c], views[c][r],
+                        f"view {c} {tuple(views[c].shape[2:])}" if r == 0 else None, fontsize=7)
+    return _save(plt, fig, out_png, title)
 
 
 def mae_reconstructions(method, x, out_png, n_samples: int = 4) -> Path:
@@ -129,16 +136,6 @@ def mae_reconstructions(method, x, out_png, n_samples: int = 4) -> Path:
     fig, axes = plt.subplots(rows, 3, figsize=(5.4, 1.8 * rows), squeeze=False)
     for r in range(rows):
         for c, (img, name) in enumerate(((x[r], "input"), (masked_in[r], "visible"), (recon[r], "reconstruction"))):
-            shown = _display(img)
-            axes[r][c].imshow(shown, cmap=None if shown.ndim == 3 else "gray")
-            axes[r][c].set_xticks([])
-            axes[r][c].set_yticks([])
-            if r == 0:
-                axes[r][c].set_title(name, fontsize=8)
+            _show_image(axes[r][c], img, name if r == 0 else None, fontsize=8)
     title = "MAE reconstructions" + (" (mid Z slice)" if x.ndim == 5 else "")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return _save(plt, fig, out_png, title)

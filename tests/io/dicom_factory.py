@@ -16,6 +16,19 @@ import numpy as np
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+
+def _new_dataset(sop_class, transfer_syntax):
+    """An empty dataset with its file meta: SOP class and transfer syntax set, UIDs left to the caller."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.TransferSyntaxUID = transfer_syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    return ds
+
 def oblique_orientation(angle_deg: float = 30.0) -> tuple[float, ...]:
     """Row/column direction cosines of an axial plane rotated by `angle_deg` about x, then z."""
     a, b = math.radians(angle_deg), math.radians(angle_deg / 2)
@@ -42,16 +55,11 @@ def write_slice(path: Path, stored: np.ndarray, *, series_uid: str, position=(0.
     unused high bits); `compress_rle` encodes with RLE Lossless (pydicom's own encoder);
     `implicit_vr` writes Implicit VR Little Endian instead of Explicit.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                              RLELossless, generate_uid)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
+    ds = _new_dataset(CTImageStorage, ExplicitVRLittleEndian)
+    meta = ds.file_meta
     ds.Modality = modality
     ds.SeriesDescription = description
     ds.StudyInstanceUID = study_uid or "1.2.826.0.1.3680043.8.498.1"
@@ -137,16 +145,11 @@ def truncate(path: Path, keep_bytes: int) -> Path:
 
 def write_encapsulated(path: Path, transfer_syntax: str, *, rows: int = 8, cols: int = 8) -> Path:
     """A file whose pixel data is one opaque fragment under `transfer_syntax` (for decoder errors)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import CTImageStorage, generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.TransferSyntaxUID = transfer_syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
+    ds = _new_dataset(CTImageStorage, transfer_syntax)
+    meta = ds.file_meta
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "CT"
@@ -165,15 +168,10 @@ def write_colour(path: Path, stored: np.ndarray, photometric: str, *, palette: n
     `stored` is (rows, cols, 3) uint8 for "RGB"/"YBR_FULL", or (rows, cols) uint8 indices for
     "PALETTE COLOR" with `palette` a (256, 3) uint16 table (red, green, blue).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds = _new_dataset(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
+    meta = ds.file_meta
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "OT"
     ds.set_pixel_data(np.ascontiguousarray(stored), photometric, 8)
@@ -190,15 +188,10 @@ def write_colour(path: Path, stored: np.ndarray, photometric: str, *, palette: n
 def write_multiframe(path: Path, stored: np.ndarray, *, compress_rle: bool = False,
                      spacing_between_slices: float = 1.5) -> Path:
     """A multi-frame MR file without functional groups; `stored` is (frames, rows, cols) int16."""
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, RLELossless, generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
+    ds = _new_dataset(MRImageStorage, ExplicitVRLittleEndian)
+    meta = ds.file_meta
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "MR"
     ds.SpacingBetweenSlices = spacing_between_slices
