@@ -15,6 +15,11 @@ Needs only torch, timm, lightning and numpy (peers are optional imports).
   PYTHONPATH=. python benchmarks/train_step.py                      # GPU, reference shapes
   PYTHONPATH=. python benchmarks/train_step.py --tiny               # CPU, tiny models
   PYTHONPATH=. python benchmarks/train_step.py --methods mae,dino --compile --peers
+  PYTHONPATH=. python benchmarks/train_step.py --methods mae --compile full   # one graph per loss
+With --monitors-off a third row per method runs the Lightning step with the NaN guard and the
+collapse monitor off (they bring loss and embedding std to the host once per step): the price of
+that one device sync.
+Rows are printed and the JSON rewritten after every method, so a run cut short keeps its rows.
 On a CPU shared with other jobs, OMP_NUM_THREADS=1 gives steadier --tiny figures.
 """
 
@@ -119,11 +124,11 @@ def make_batch(case: dict, device: torch.device, seed: int = 0) -> dict:
                       for shape in case["views"]]}
 
 
-def build(case: dict, steps: int, compile_: bool, device: torch.device):
+def build(case: dict, steps: int, compile_: bool | str, device: torch.device, **extra):
     torch.manual_seed(0)
     enc = build_encoder(case["arch"], case["in_chans"], case["dims"], case["size"], **case["enc"])
     method = build_method(case["method"], enc, lr=1e-4, max_steps=steps, warmup_steps=0,
-                          compile=compile_, **case["hp"])
+                          compile=compile_, **case["hp"], **extra)
     return method.to(device)
 
 
@@ -204,6 +209,15 @@ def time_lightning(method, batch: dict, steps: int, warmup: int, precision: str,
                         num_sanity_val_steps=0, callbacks=[Timer()])
     trainer.fit(method, _RepeatBatch(batch, warmup + steps))
     return Timer.t1 - Timer.t0
+
+
+def _monitor_facts(method) -> dict:
+    """bf16 stability as the run saw it: skipped (non-finite) steps, last loss, embedding std."""
+    facts = dict(skipped_steps=method.skipped_steps, last_loss=method.last_loss,
+                 emb_std=method.collapse.last)
+    facts["note"] = (f"monitors: {facts['skipped_steps']} non-finite steps skipped, last loss "
+                     f"{facts['last_loss']:.4g}" if facts["last_loss"] is not None else "")
+    return facts
 
 
 # ---------------------------------------------------------------------------- peers
@@ -390,8 +404,17 @@ def bench_case(key: str, case: dict, args, device: torch.device) -> list[dict]:
     _reset_memory(device)
     seconds = time_lightning(method, batch, args.steps, args.warmup, args.precision, device)
     rows.append(dict(impl="domainssl Lightning step", flops=flops, seconds=seconds,
-                     peak_gib=_peak_gib(device)))
+                     peak_gib=_peak_gib(device), **_monitor_facts(method)))
     del method
+
+    if args.monitors_off:
+        method = build(case, args.warmup + args.steps, args.compile, device, nan_guard="off",
+                       collapse_threshold=0.0)
+        _reset_memory(device)
+        seconds = time_lightning(method, batch, args.steps, args.warmup, args.precision, device)
+        rows.append(dict(impl="domainssl Lightning step, monitors off", flops=flops,
+                         seconds=seconds, peak_gib=_peak_gib(device)))
+        del method
 
     if args.peers:
         for name, factory in PEERS.get(key, []):
@@ -409,9 +432,10 @@ def bench_case(key: str, case: dict, args, device: torch.device) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    print("| case | implementation | images/s | × plain | peak GiB | GFLOP/step | TFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|---|---|")
+def print_table(rows: list[dict], header: bool = True) -> None:
+    if header:
+        print("| case | implementation | images/s | × plain | peak GiB | GFLOP/step | TFLOP/s | MFU |")
+        print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['label']} | {r['impl']} | – | – | – | – | – | – |  ({r['error']})")
@@ -429,10 +453,16 @@ def main(argv=None) -> int:
                     help=f"comma-separated subset of {','.join(FULL_CASES)} (default: all)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20; tiny 5)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5; tiny 2)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile encoder and heads")
+    ap.add_argument("--compile", nargs="?", const="modules", default=False,
+                    choices=["modules", "full"],
+                    help="torch.compile the encoder and heads (modules, the default) or each "
+                         "method's whole loss as one graph (full)")
+    ap.add_argument("--monitors-off", action="store_true",
+                    help="add a Lightning row with the NaN guard and collapse monitor off")
     ap.add_argument("--peers", action="store_true", help="also time lightly / MONAI if installed")
-    ap.add_argument("--peak-tflops", type=float, default=989.0,
-                    help="device peak for MFU (default 989: H100/H200 dense bf16; DESIGN uses 790)")
+    ap.add_argument("--peak-tflops", type=float, default=790.0,
+                    help="device peak for MFU (default 790: the dense bf16 rate DESIGN.md's "
+                         "anchors use, measured on an H200; the datasheet says 989)")
     ap.add_argument("--precision", default=None,
                     help="Lightning precision (default bf16-mixed on CUDA, 32-true on CPU)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
@@ -464,15 +494,17 @@ def main(argv=None) -> int:
           + (" (a GPU figure: MFU means little on a CPU)" if device.type == "cpu" else ""))
 
     rows = []
-    for key in keys:
+    for i, key in enumerate(keys):
         print(f"... {key}", file=sys.stderr, flush=True)
-        rows += bench_case(key, cases[key], args, device)
-    print_table(rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps(dict(device=name, precision=args.precision,
-                                                   compile=args.compile,
-                                                   peak_tflops=args.peak_tflops, rows=rows),
-                                              indent=1))
+        new = bench_case(key, cases[key], args, device)
+        rows += new
+        print_table(new, header=i == 0)
+        sys.stdout.flush()
+        if args.json:
+            Path(args.json).write_text(json.dumps(dict(device=name, precision=args.precision,
+                                                       compile=args.compile,
+                                                       peak_tflops=args.peak_tflops, rows=rows),
+                                                  indent=1))
     return 0
 
 

@@ -54,7 +54,9 @@ class SSLMethod(L.LightningModule):
       lr: peak learning rate; warmup_steps, max_steps (None: from the Trainer), final_lr_ratio;
       weight_decay -> weight_decay_end (cosine; None keeps it constant), betas;
       grad_clip: max gradient norm (None: off; a Trainer's gradient_clip_val takes precedence);
-      compile: torch.compile the encoder and heads; collapse_threshold; nan_guard: 'skip' |
+      compile: False; True (or "modules") compiles the encoder and heads in place; "full"
+      compiles the whole `compute_loss` as one graph (masking, gathers and loss fused with the
+      network; a longer first step); collapse_threshold; nan_guard: 'skip' |
       'stop' | 'off'; knn_k: neighbours for the online kNN monitor.
     `batch_views`: optional nn.Module mapping {"image": (B,C,*S)} -> {"views": [...]} run on the
     device when a training batch has "image" but no "views" (not saved in checkpoints).
@@ -68,13 +70,15 @@ class SSLMethod(L.LightningModule):
                  weight_decay_end: float | None = None, warmup_steps: int = 0,
                  max_steps: int | None = None, final_lr_ratio: float = 0.0,
                  betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = None,
-                 compile: bool = False, collapse_threshold: float = 0.05,
+                 compile: bool | str = False, collapse_threshold: float = 0.05,
                  nan_guard: str = "skip", knn_k: int = 20,
                  batch_views: nn.Module | None = None,
                  method_hparams: dict[str, Any] | None = None) -> None:
         super().__init__()
         if nan_guard not in ("skip", "stop", "off"):
             raise ValueError(f"nan_guard must be 'skip', 'stop' or 'off', got {nan_guard!r}")
+        if compile not in (False, True, "modules", "full"):
+            raise ValueError(f"compile must be false, true, 'modules' or 'full', got {compile!r}")
         self.encoder = encoder
         hp = dict(method=self.method_name, encoder_config=getattr(encoder, "config", None), lr=lr,
                   weight_decay=weight_decay, weight_decay_end=weight_decay_end,
@@ -158,9 +162,17 @@ class SSLMethod(L.LightningModule):
                                 gradient_clip_algorithm=gradient_clip_algorithm or "norm")
 
     def configure_model(self) -> None:
-        if self.hparams.compile:
-            for module in self.compile_targets():
-                module.compile(dynamic=False)  # few distinct crop shapes: specialise each
+        """Compile as `compile` says; idempotent (Lightning may call it more than once)."""
+        mode = self.hparams.compile
+        if not mode or self.__dict__.get("_compiled"):
+            return
+        self.__dict__["_compiled"] = True
+        if mode == "full":
+            # The instance attribute shadows the method; state_dict keys are unchanged.
+            self.compute_loss = torch.compile(self.compute_loss, dynamic=False)
+            return
+        for module in self.compile_targets():
+            module.compile(dynamic=False)  # few distinct crop shapes: specialise each
 
     # ----------------------------------------------------------------- training
     def on_fit_start(self) -> None:

@@ -101,6 +101,26 @@ def test_compile_option_compiles_in_place(monkeypatch):
     assert compiled == []
 
 
+def test_full_compile_wraps_the_loss_once_and_keeps_keys(monkeypatch):
+    # "full" compiles compute_loss as one graph; calling configure_model twice (Lightning may)
+    # must not wrap it twice, and the wrapped loss must still be the method's own.
+    wrapped = []
+
+    def fake_compile(fn, **kw):
+        wrapped.append(kw)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    m = build_method("simclr", _enc(), compile="full", proj_hidden_dim=16, proj_dim=8)
+    keys = list(m.state_dict())
+    m.configure_model()
+    m.configure_model()
+    assert wrapped == [{"dynamic": False}]
+    assert "compute_loss" in m.__dict__ and list(m.state_dict()) == keys
+    with pytest.raises(ValueError, match="compile must be"):
+        build_method("simclr", _enc(), compile="fast")
+
+
 @pytest.mark.parametrize("name,arch,dims,size", [
     ("simclr", "resnet18", 2, (32, 32)),
     ("byol", "convnext_atto", 2, (32, 32)),
