@@ -152,19 +152,25 @@ def _loop(fetch, corners, seconds, min_patches=1):
 
 
 def ours_fetcher(path, fmt, patch, batch):
-    """One call = one collated batch of `batch` random patches through PatchDataset."""
-    from domainssl.data.dataset import EPOCH_STRIDE, PatchDataset, collate_samples
+    """One call = one collated batch of `batch` random patches, the way training gets them:
+    PatchDataset + EpochSampler + collate_samples in a DataLoader built as
+    PatchDataModule.train_dataloader builds it (here in-process: num_workers=0)."""
+    from torch.utils.data import DataLoader
+
+    from domainssl.data.dataset import EpochSampler, PatchDataset, collate_samples
     from domainssl.data.samplers import RandomPatchSampler
     from domainssl.io import open_image
 
     rec = open_image(path).describe()
     rec["status"] = "ok"
     ds = PatchDataset([rec], RandomPatchSampler(list(patch)), patches_per_image=10 ** 6, seed=0)
-    counter = iter(range(0, 10 ** 9, batch))
+    sampler = EpochSampler(len(ds), shuffle=True, seed=0, rank=0, world_size=1)
+    sampler.set_epoch(1)
+    loader = iter(DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=0,
+                             collate_fn=collate_samples, drop_last=True))
 
     def fetch():
-        n = next(counter)
-        return collate_samples([ds[EPOCH_STRIDE + n + i] for i in range(batch)])
+        return next(loader)
 
     return fetch, batch
 

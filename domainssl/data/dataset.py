@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import OrderedDict
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -101,7 +102,9 @@ class PatchDataset(Dataset):
         self._open[r] = image
         return image
 
-    def _load(self, epoch: int, item: int) -> dict:
+    def _load(self, epoch: int, item: int, row: Callable | None = None) -> dict:
+        """The sample of slot `item` in `epoch`. `row(shape)` may give a float32 array (a row
+        of the batch) to write the image into, or None: then the image is a new array."""
         valid = True
         if self._grid is not None:
             r, region = self._grid[item]
@@ -117,42 +120,85 @@ class PatchDataset(Dataset):
         mask = image.read_mask(region)
         bounds, _ = image.normalize_region(region)
         spacing = image.spacing
-        data = data.astype(np.float32, copy=False)
         if self.target_shape is not None and tuple(data.shape[1:]) != self.target_shape:
-            data, mask, spacing = resample_patch(data, mask, spacing, self.target_shape)
+            data, mask, spacing = resample_patch(data.astype(np.float32, copy=False), mask, spacing,
+                                                 self.target_shape)
+        out = row(data.shape) if row is not None else None
+        if out is not None:
+            # the cast to float32 writes straight into the batch: no per-patch float copy,
+            # and collate_samples then needs no stack (same values as astype: unsafe casting)
+            np.copyto(out, data, casting="unsafe")
+            data = out
+        else:
+            data = data.astype(np.float32, copy=False)
+        record = self.records[r]
         sample = {
             "image": data,
             "channel_names": list(image.channel_names),
             "spacing": tuple(spacing),
             "units": tuple(image.units),
-            "source": {"path": image.path, "series": self.records[r].get("series"),
+            "source": {"path": image.path, "series": record.get("series"),
                        "region": [list(b) for b in bounds]},
             "index": int(epoch * EPOCH_STRIDE + item),
             "valid": bool(valid),
         }
         if mask is not None:
             sample["mask"] = mask
-        if "label" in self.records[r]:
-            sample["label"] = int(self.records[r]["label"])
+        if "label" in record:
+            sample["label"] = int(record["label"])
         return sample
 
-    def __getitem__(self, index: int):
+    def _load_retrying(self, index: int, row: Callable | None = None) -> dict:
+        """`_load` of `index`; on a read error the next slots are tried (see `max_retries`)."""
         epoch, item = divmod(int(index), EPOCH_STRIDE)
         n = len(self)
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             slot = (item + attempt) % n
             try:
-                sample = self._load(epoch, slot)
-                break
+                return self._load(epoch, slot, row)
             except (ImageReadError, OSError) as exc:
                 self.read_errors += 1
                 warnings.warn(f"skipping unreadable patch ({exc}); {self.read_errors} read errors "
-                              "so far in this worker", stacklevel=2)
+                              "so far in this worker", stacklevel=3)
                 self._open.pop(slot // self.patches_per_image if self._grid is None
                                else self._grid[slot][0], None)
-                if attempt == self.max_retries:
+                if attempt >= self.max_retries:
                     raise
+                attempt += 1
+
+    def __getitem__(self, index: int):
+        sample = self._load_retrying(index)
         return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """The samples of `indices`, equal to `[self[i] for i in indices]`; DataLoader calls
+        this for a whole batch.
+
+        Patches of the batch's shape are read into rows of one (B, C, *S) float32 array, so
+        `collate_samples` hands that array on without stacking (a copy of the batch saved).
+        The shape is the first patch's (or `(C, *target_shape)`); a patch of another shape
+        gets its own array as in `__getitem__`.
+        """
+        rows = _BatchRows(len(indices))
+        samples = []
+        for i, index in enumerate(indices):
+            sample = self._load_retrying(index, partial(rows.row, i))
+            samples.append(self.transform(sample) if self.transform is not None else sample)
+        return samples
+
+
+class _BatchRows:
+    """Rows of one `(n, C, *S)` float32 batch array, allocated when the first patch's shape
+    `(C, *S)` is known; a patch of another shape gets no row (None)."""
+
+    def __init__(self, n: int):
+        self.n, self.array = n, None
+
+    def row(self, i: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        if self.array is None:
+            self.array = np.empty((self.n,) + tuple(shape), dtype=np.float32)
+        return self.array[i] if self.array.shape[1:] == tuple(shape) else None
 
 
 class _HeaderOnly:
@@ -248,7 +294,10 @@ def collate_samples(samples: list[dict]) -> dict:
     if len(shapes) > 1:
         raise ValueError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
                          "data.target_shape (resampling) or size patches in pixels")
-    batch = {"image": torch.from_numpy(np.stack([s["image"] for s in samples]))}
+    images = [s["image"] for s in samples]
+    rows_of = _rows_of(images)
+    # a batch read by PatchDataset.__getitems__ is already one array: hand it on, no copy
+    batch = {"image": torch.from_numpy(rows_of if rows_of is not None else np.stack(images))}
     if all("mask" in s for s in samples):
         batch["mask"] = torch.from_numpy(np.stack([s["mask"] for s in samples]))
     if all("label" in s for s in samples):
@@ -256,6 +305,21 @@ def collate_samples(samples: list[dict]) -> dict:
     for key in ("channel_names", "spacing", "source", "index"):
         batch[key] = [s[key] for s in samples]
     return batch
+
+
+def _rows_of(arrays: list) -> np.ndarray | None:
+    """The `(B, *shape)` array whose rows 0..B-1 are exactly `arrays` (in order), else None."""
+    base = getattr(arrays[0], "base", None)
+    if (not isinstance(base, np.ndarray) or not base.flags.c_contiguous
+            or base.shape != (len(arrays),) + arrays[0].shape):
+        return None
+    start, step = base.ctypes.data, base.strides[0]
+    for i, a in enumerate(arrays):
+        if (not isinstance(a, np.ndarray) or a.base is not base or a.dtype != base.dtype
+                or a.shape != base.shape[1:] or a.strides != base.strides[1:]
+                or a.ctypes.data != start + i * step):
+            return None
+    return base
 
 
 def n_batches(n_items: int, batch_size: int, world_size: int = 1, drop_last: bool = True) -> int:
