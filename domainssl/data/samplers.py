@@ -76,6 +76,21 @@ class RandomPatchSampler:
                  background: tuple[float, float] | None = None, max_tries: int = 20):
         self.size, self.unit = size, unit
         self.min_valid, self.background, self.max_tries = float(min_valid), background, int(max_tries)
+        self._sized: tuple | None = None  # (image, pixels, corner highs) of the last image sized
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_sized"] = None  # never ship an image (or its handles) to a worker
+        return state
+
+    def _pixels_and_highs(self, image: LazyImage) -> tuple[tuple[int, ...], list[int]]:
+        """Patch pixels and exclusive corner bounds for `image`, worked out once per image
+        object (patches of one image come one after another on the per-patch path)."""
+        sized = self._sized
+        if sized is None or sized[0] is not image:
+            pixels = patch_pixels(image, self.size, self.unit)
+            sized = self._sized = (image, pixels, [n - p + 1 for n, p in zip(image.spatial_shape, pixels)])
+        return sized[1], sized[2]
 
     def corners(self, image: LazyImage, rng: np.random.Generator,
                 pixels: tuple[int, ...] | None = None) -> Iterator[tuple[int, ...]]:
@@ -87,10 +102,12 @@ class RandomPatchSampler:
 
     def sample(self, image: LazyImage, rng: np.random.Generator) -> tuple[tuple[slice, ...], np.ndarray | None, bool]:
         """Pick one patch: returns (region, pixels already read or None, accepted flag)."""
-        pixels = patch_pixels(image, self.size, self.unit)
+        pixels, highs = self._pixels_and_highs(image)
         region, data = None, None
-        for _, corner in zip(range(self.max_tries), self.corners(image, rng, pixels)):
-            region, data = region_for(image, corner, pixels), None
+        for _ in range(self.max_tries):
+            # the same draws as `corners`: one integer per axis, in axis order
+            corner = [int(rng.integers(0, h)) for h in highs]
+            region, data = (slice(None),) + tuple(slice(c, c + p) for c, p in zip(corner, pixels)), None
             if self.min_valid > 0 and valid_fraction(image, region) < self.min_valid:
                 continue
             if self.background is not None:

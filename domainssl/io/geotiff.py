@@ -367,6 +367,13 @@ class GeoTiffImage(LazyImage):
         check_nan, single, values = self._nodata_rule(c0, raw.shape[0], raw.dtype)
         if not check_nan and not values:
             return None
+        if single is not None and not check_nan:
+            # one value for every band (the common case): valid where every band differs from
+            # it, band by band in place (no (C, Y, X) temporary and no reduction over bands)
+            valid = raw[0] != single
+            for band in raw[1:]:
+                valid &= band != single
+            return valid
         invalid = np.isnan(raw).any(axis=0) if check_nan else None
         if single is not None:  # one value for every band: one vectorised pass
             hit = (raw == single).any(axis=0)

@@ -115,6 +115,9 @@ class LazyImage:
         with full slices; integers are not allowed so that the result keeps all
         axes). Returns the bounds per axis and the slices to apply to the block.
         """
+        fast = self._plain_bounds(region)
+        if fast is not None:
+            return fast, (slice(None),) * len(self.shape)
         if region is None:
             region = ()
         if not isinstance(region, tuple):
@@ -135,6 +138,25 @@ class LazyImage:
             bounds.append((start, stop))
             steps.append(slice(None, None, step) if step != 1 else slice(None))
         return bounds, tuple(steps)
+
+    def _plain_bounds(self, region) -> list[tuple[int, int]] | None:
+        """Bounds of a region of one `slice(start, stop)` of ints inside the image per axis (what
+        samplers make), else None. The same result as the general path, without its per-axis
+        `slice.indices` work: this runs several times per patch."""
+        if type(region) is not tuple or len(region) != len(self.shape):
+            return None
+        bounds = []
+        for sl, size in zip(region, self.shape):
+            if type(sl) is not slice or sl.step is not None:
+                return None
+            start, stop = sl.start, sl.stop
+            if start is None and stop is None:
+                bounds.append((0, size))
+            elif type(start) is int and type(stop) is int and 0 <= start <= stop <= size:
+                bounds.append((start, stop))
+            else:
+                return None
+        return bounds
 
     def read(self, region: Region | None = None) -> np.ndarray:
         """Read `region` (a tuple of slices over `shape`, channel axis first).

@@ -84,3 +84,18 @@ def test_grid_sampler_covers_the_image():
     assert len(regions) == 1 * 4 * 3  # 0,16,32,34 along y; 0,16,29 along x
     overlap = GridPatchSampler([10, 16, 16], stride=[10, 8, 8]).regions(img)
     assert len(overlap) > len(regions)
+
+
+def test_sample_draws_the_corners_the_generator_draws_across_images():
+    import pickle
+
+    from domainssl.data.samplers import region_for
+
+    images = [ArrayImage(np.zeros((1, 40, 50), np.float32), (1, 1), ("px", "px")),
+              ArrayImage(np.zeros((1, 30, 70), np.float32), (1, 1), ("px", "px"))]
+    s = RandomPatchSampler([16, 24])
+    for seed in range(12):  # alternate images: the per-image sizing must follow the image
+        img = images[seed % 2]
+        want = region_for(img, next(s.corners(img, np.random.default_rng(seed))), (16, 24))
+        assert s.sample(img, np.random.default_rng(seed))[0] == want
+    assert pickle.loads(pickle.dumps(s))._sized is None
