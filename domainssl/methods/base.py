@@ -45,6 +45,11 @@ def online_target_pass(views, encoder, online_head, target_encoder, target_head,
     return views[0].shape[0], feats, online, target
 
 
+def fused_adamw_available(device: torch.device) -> bool:
+    """Whether AdamW runs fused (one kernel for all parameters) on this device: CUDA only."""
+    return device.type == "cuda"
+
+
 class SSLMethod(L.LightningModule):
     """Base class. Subclasses set `method_name`, build their heads in __init__ (after calling
     super().__init__) and implement `compute_loss(views) -> (loss, embeddings)`, where embeddings
@@ -137,7 +142,8 @@ class SSLMethod(L.LightningModule):
                                                        "mask_token", "group_embed")) else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.hparams.weight_decay, "apply_wd": True},
                   {"params": no_decay, "weight_decay": 0.0, "apply_wd": False}]
-        fused = self.device.type == "cuda"
+        # Fused AdamW on CUDA, except under fp16, where Lightning must unscale before clipping.
+        fused = fused_adamw_available(self.device) and not self._fp16_scaled()
         opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas),
                                 fused=fused or None)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -157,9 +163,24 @@ class SSLMethod(L.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
         clip = gradient_clip_val if gradient_clip_val is not None else self.hparams.grad_clip
-        if clip:
-            self.clip_gradients(optimizer, gradient_clip_val=clip,
-                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
+        if not clip:
+            return
+        algorithm = gradient_clip_algorithm or "norm"
+        if self._fp16_scaled():
+            # fp16 gradients are loss-scaled: Lightning unscales them before clipping.
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm=algorithm)
+            return
+        # bf16 and fp32 gradients carry no scale, so clip them directly: Lightning's own clip
+        # refuses a fused AdamW under any mixed precision, bf16 included.
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+
+    def _fp16_scaled(self) -> bool:
+        """True under fp16 mixed precision, whose gradients a GradScaler scales."""
+        return self._trainer is not None and str(self.trainer.precision).startswith("16")
 
     def configure_model(self) -> None:
         """Compile as `compile` says; idempotent (Lightning may call it more than once)."""

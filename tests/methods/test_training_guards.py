@@ -147,3 +147,45 @@ def test_cnn_encoders_train_one_step(name, arch, dims, size):
 def test_misspelt_option_is_an_error():
     with pytest.raises(TypeError, match="temprature"):
         build_method("simclr", _enc(), temprature=0.1)
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_grad_clip_works_with_fused_adamw_under_bf16(monkeypatch, algorithm):
+    # On a GPU, DINO (grad_clip 3.0) + fused AdamW + bf16-mixed made Lightning raise "does not
+    # allow for gradient clipping"; CPU AdamW can run fused too, so the same path runs here.
+    import lightning as L
+
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_before_optimizer_step(self, trainer, module, optimizer):
+            seen["fused"] = optimizer.defaults["fused"]
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            grads = [p.grad for p in module.parameters() if p.grad is not None]
+            seen["norm"] = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads])).item()
+            seen["max"] = max(g.abs().max().item() for g in grads)
+
+    torch.manual_seed(0)
+    m = build_method("simclr", _enc(), grad_clip=1e-3, proj_hidden_dim=16, proj_dim=8,
+                     max_steps=1)
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.DataLoader(
+        [{"views": [torch.randn(1, 16, 16, generator=g) for _ in range(2)]} for _ in range(8)],
+        batch_size=8)
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", max_steps=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, gradient_clip_algorithm=algorithm,
+                        callbacks=[Probe()])
+    # Keep the gradients after the step so the callback can read the clipped values.
+    monkeypatch.setattr(torch.optim.Optimizer, "zero_grad", lambda self, set_to_none=True: None)
+    trainer.fit(m, data)
+    assert seen["fused"] is True
+    if algorithm == "norm":
+        assert seen["norm"] == pytest.approx(1e-3, rel=1e-2)
+    else:
+        assert seen["max"] <= 1e-3 + 1e-9
