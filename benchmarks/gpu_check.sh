@@ -6,25 +6,32 @@
 #    peak memory, MFU against 790 TFLOP/s; bf16), a row with the monitors off (the price of their
 #    one host sync per step), and the peers (lightly's MAE and DINO, MONAI's 3D MAE) when a
 #    folder of their pure-Python packages travels in .devsite/ (see below)
-# 3. MAE compiled as one graph per loss (--compile full), then MAE and DINO with the encoder and
-#    heads compiled (--compile modules)
+# 3. MAE and DINO with the encoder and heads compiled (--compile modules), then MAE compiled
+#    as one graph per loss (--compile full)
 # bf16 stability: the NaN guard and collapse monitor run in every Lightning row (a non-finite
 # loss would be reported as a skipped step and stop nothing).
 # Peers: the device has timm and lightning but not lightly or MONAI; both are pure Python, so
 #   mkdir -p .devsite && cp -r .venv/lib/python3.11/site-packages/{lightly,monai} .devsite/
 # (ignored by git; carry .devsite in the device call).
-# Sized to finish in about 8 minutes on an H200; each part has its own time limit so one slow
+# Sized to finish in under 10 minutes on an H200 (one device call of 600 s; the machine starts in
+# about 30 s); each part has its own time limit so one slow
 # part cannot eat the others' time, and train_step prints its rows method by method.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.devsite:.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch, timm, lightning; print('torch', torch.__version__, 'timm', timm.__version__, 'lightning', lightning.__version__)" | tee -a "$OUT/gpu.txt"
-quiet() { grep -v -E "Warning|warn\(|^\s*$|GPU available|TPU available|litlogger|LOCAL_RANK|stopped: .max_steps"; }
-timeout 50 python3 benchmarks/views.py --device cuda --gpu-only --gpu-iters 20 --json "$OUT/views.json" 2>&1 | quiet | tee "$OUT/views.log"
-timeout 220 python3 benchmarks/train_step.py --peers --monitors-off --json "$OUT/train_step.json" 2>&1 | quiet | tee "$OUT/train_step.log"
-timeout 110 python3 benchmarks/train_step.py --methods mae --compile full --steps 15 --warmup 3 --json "$OUT/train_step_full.json" 2>&1 | quiet | tee "$OUT/train_step_full.log"
-timeout 120 python3 benchmarks/train_step.py --methods mae,dino --compile --steps 15 --warmup 3 --json "$OUT/train_step_modules.json" 2>&1 | quiet | tee "$OUT/train_step_modules.log"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, timm, lightning; print('torch', torch.__version__, 'timm', timm.__version__, 'lightning', lightning.__version__)"
+# Each part writes its own log file (no pipes: torch.compile's worker processes outlive a killed
+# parent and would hold a pipe open); the table rows are printed from the log afterwards.
+part() {  # part NAME SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  timeout -k 5 "$limit" "$@" > "$OUT/$name.log" 2>&1 < /dev/null
+  echo "== $name (exit $?)"; grep -v -E "[Ww]arn|^ |^$|available|litlogger|LOCAL_RANK|max_steps=|AMP" "$OUT/$name.log" | tail -40
+}
+part views 50 python3 benchmarks/views.py --device cuda --gpu-only --gpu-iters 20 --json "$OUT/views.json"
+part train_step 200 python3 benchmarks/train_step.py --peers --monitors-off --json "$OUT/train_step.json"
+part compiled_modules 150 python3 benchmarks/train_step.py --methods mae,dino --compile --steps 15 --warmup 3 --json "$OUT/train_step_modules.json"
+part compiled_full 150 python3 benchmarks/train_step.py --methods mae --compile full --steps 15 --warmup 3 --json "$OUT/train_step_full.json"
 echo "gpu_check done"

@@ -33,6 +33,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -128,8 +129,9 @@ def build(case: dict, steps: int, compile_: bool | str, device: torch.device, **
     torch.manual_seed(0)
     enc = build_encoder(case["arch"], case["in_chans"], case["dims"], case["size"], **case["enc"])
     method = build_method(case["method"], enc, lr=1e-4, max_steps=steps, warmup_steps=0,
-                          compile=compile_, **case["hp"], **extra)
-    return method.to(device)
+                          compile=compile_, **case["hp"], **extra).to(device)
+    method.prepare_layout()  # channels-last CNN weights on CUDA, as a Lightning run does
+    return method
 
 
 def count_flops(step_fn) -> int:
@@ -384,10 +386,20 @@ def run_peer(name, factory, case, batch, args, device, amp):
 
 
 # ---------------------------------------------------------------------------- main
-def bench_case(key: str, case: dict, args, device: torch.device) -> list[dict]:
+def bench_case(key: str, case: dict, args, device: torch.device) -> Iterator[dict]:
+    """Rows for one method, yielded as each finishes (a run cut short keeps the ones done)."""
     amp = torch.bfloat16 if args.precision.startswith("bf16") else None
     batch = make_batch(case, device)
-    rows = []
+    plain = None
+
+    def finish(r: dict) -> dict:
+        r.update(case=key, label=case["label"], batch=case["batch"])
+        if "seconds" in r:
+            r["images_per_s"] = case["batch"] * args.steps / r["seconds"]
+            r["vs_plain"] = plain / r["seconds"]
+            r["tflops"] = r["flops"] * args.steps / r["seconds"] / 1e12
+            r["mfu"] = r["tflops"] / args.peak_tflops
+        return r
 
     method = build(case, args.warmup + args.steps, args.compile, device)
     step = plain_step_fn(method, batch, device, amp)
@@ -395,41 +407,27 @@ def bench_case(key: str, case: dict, args, device: torch.device) -> list[dict]:
     if args.compile:
         method.configure_model()                # the same in-place compile Lightning runs
     _reset_memory(device)
-    rows.append(dict(impl="plain torch loop", flops=flops, peak_gib=None,
-                     seconds=time_loop(step, args.steps, args.warmup, device)))
-    rows[-1]["peak_gib"] = _peak_gib(device)
+    plain = time_loop(step, args.steps, args.warmup, device)
+    yield finish(dict(impl="plain torch loop", flops=flops, seconds=plain,
+                      peak_gib=_peak_gib(device)))
     del method, step
 
-    method = build(case, args.warmup + args.steps, args.compile, device)
-    _reset_memory(device)
-    seconds = time_lightning(method, batch, args.steps, args.warmup, args.precision, device)
-    rows.append(dict(impl="domainssl Lightning step", flops=flops, seconds=seconds,
-                     peak_gib=_peak_gib(device), **_monitor_facts(method)))
-    del method
-
+    variants = [("domainssl Lightning step", {})]
     if args.monitors_off:
-        method = build(case, args.warmup + args.steps, args.compile, device, nan_guard="off",
-                       collapse_threshold=0.0)
+        variants.append(("domainssl Lightning step, monitors off",
+                         dict(nan_guard="off", collapse_threshold=0.0)))
+    for impl, extra in variants:
+        method = build(case, args.warmup + args.steps, args.compile, device, **extra)
         _reset_memory(device)
         seconds = time_lightning(method, batch, args.steps, args.warmup, args.precision, device)
-        rows.append(dict(impl="domainssl Lightning step, monitors off", flops=flops,
-                         seconds=seconds, peak_gib=_peak_gib(device)))
+        yield finish(dict(impl=impl, flops=flops, seconds=seconds, peak_gib=_peak_gib(device),
+                          **(_monitor_facts(method) if not extra else {})))
         del method
 
     if args.peers:
         for name, factory in PEERS.get(key, []):
             _reset_memory(device)
-            rows.append(run_peer(name, factory, case, batch, args, device, amp))
-
-    plain = rows[0]["seconds"]
-    for r in rows:
-        r.update(case=key, label=case["label"], batch=case["batch"])
-        if "seconds" in r:
-            r["images_per_s"] = case["batch"] * args.steps / r["seconds"]
-            r["vs_plain"] = plain / r["seconds"]
-            r["tflops"] = r["flops"] * args.steps / r["seconds"] / 1e12
-            r["mfu"] = r["tflops"] / args.peak_tflops
-    return rows
+            yield finish(run_peer(name, factory, case, batch, args, device, amp))
 
 
 def print_table(rows: list[dict], header: bool = True) -> None:
@@ -494,17 +492,16 @@ def main(argv=None) -> int:
           + (" (a GPU figure: MFU means little on a CPU)" if device.type == "cpu" else ""))
 
     rows = []
-    for i, key in enumerate(keys):
+    for key in keys:
         print(f"... {key}", file=sys.stderr, flush=True)
-        new = bench_case(key, cases[key], args, device)
-        rows += new
-        print_table(new, header=i == 0)
-        sys.stdout.flush()
-        if args.json:
-            Path(args.json).write_text(json.dumps(dict(device=name, precision=args.precision,
-                                                       compile=args.compile,
-                                                       peak_tflops=args.peak_tflops, rows=rows),
-                                                  indent=1))
+        for row in bench_case(key, cases[key], args, device):
+            print_table([row], header=not rows)
+            sys.stdout.flush()
+            rows.append(row)
+            if args.json:
+                Path(args.json).write_text(json.dumps(dict(
+                    device=name, precision=args.precision, compile=args.compile,
+                    peak_tflops=args.peak_tflops, rows=rows), indent=1))
     return 0
 
 

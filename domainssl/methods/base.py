@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..models.layout import has_spatial_convs, to_channels_last
 from .monitors import CollapseMonitor, check_finite, embedding_std, knn_accuracy
 from .schedules import WarmupCosine, cosine_schedule
 
@@ -199,6 +200,15 @@ class SSLMethod(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.batch_views is not None:
             self.batch_views.to(self.device)
+        self.prepare_layout()
+
+    def prepare_layout(self) -> bool:
+        """On CUDA, CNN weights go channels-last (models.layout): bf16 convolutions run on tensor
+        cores without transposes. Called at fit start; a hand-written loop should call it after
+        moving the method to the GPU. Returns True if the layout changed."""
+        if self.device.type != "cuda" or not has_spatial_convs(self):
+            return False
+        return to_channels_last(self) > 0
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if (self.batch_views is not None and isinstance(batch, dict) and "image" in batch
