@@ -1,7 +1,8 @@
 """Training-step speed: our Lightning step against a plain torch loop, same model, same batch.
 
 For each method at the shapes of the reference table in DESIGN.md, in one run:
-  - "plain":    a bare torch loop (bf16 autocast, fused AdamW, zero_grad/backward/step, EMA),
+  - "plain":    a bare torch loop (bf16 autocast, fused AdamW, zero_grad/backward/step, the
+                method's gradient clipping if it clips (DINO), EMA),
                 calling the method's own `compute_loss` — the reference loop for this model;
   - "domainssl": the method's full Lightning training step (Trainer, bf16-mixed, schedulers,
                 NaN guard, collapse monitor, gradient clipping where the method sets it);
@@ -157,8 +158,10 @@ def time_loop(step_fn, steps: int, warmup: int, device: torch.device) -> float:
 
 # ---------------------------------------------------------------------------- plain loop
 def plain_step_fn(method, batch: dict, device: torch.device, amp: torch.dtype | None):
-    """A bare training step on the method's model: autocast, fused AdamW, EMA. No Lightning."""
+    """A bare training step on the method's model: autocast, fused AdamW, gradient clipping
+    where the method's recipe clips (DINO), EMA. No Lightning."""
     params = [p for p in method.parameters() if p.requires_grad]
+    clip = method.hparams.grad_clip
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
                             fused=True if device.type == "cuda" else None)
     views = batch["views"]
@@ -167,6 +170,8 @@ def plain_step_fn(method, batch: dict, device: torch.device, amp: torch.dtype | 
         with _autocast(device, amp):
             loss, _ = method.compute_loss(views)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         method.momentum_update()
