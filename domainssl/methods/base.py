@@ -9,6 +9,8 @@ Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to fl
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Sequence
 
 import lightning as L
@@ -16,7 +18,8 @@ import torch
 from torch import nn
 
 from ..models.layout import has_spatial_convs, to_channels_last
-from .monitors import CollapseMonitor, check_finite, embedding_std, knn_accuracy
+from .monitors import (CollapseMonitor, DeferredStats, check_finite, embedding_std, knn_accuracy,
+                       non_finite_message)
 from .schedules import WarmupCosine, cosine_schedule
 
 
@@ -63,7 +66,10 @@ class SSLMethod(L.LightningModule):
       compile: False; True (or "modules") compiles the encoder and heads in place; "full"
       compiles the whole `compute_loss` as one graph (masking, gathers and loss fused with the
       network; a longer first step); collapse_threshold; nan_guard: 'skip' |
-      'stop' | 'off'; knn_k: neighbours for the online kNN monitor.
+      'stop' | 'off' (with the fused AdamW of a CUDA run, 'skip' and the collapse monitor need
+      no per-step host sync: a non-finite step's update is skipped on the device and reported a
+      step later; 'stop' always checks before the update); knn_k: neighbours for the online kNN
+      monitor.
     `batch_views`: optional nn.Module mapping {"image": (B,C,*S)} -> {"views": [...]} run on the
     device when a training batch has "image" but no "views" (not saved in checkpoints).
     `method_hparams`: the subclass's own hyper-parameters, saved with these. There is no
@@ -101,6 +107,9 @@ class SSLMethod(L.LightningModule):
         self.last_loss: float | None = None
         self.last_knn: float | None = None
         self.skipped_steps = 0
+        self._fused_optimizer = False
+        self._found_inf: torch.Tensor | None = None
+        self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
@@ -145,6 +154,7 @@ class SSLMethod(L.LightningModule):
                   {"params": no_decay, "weight_decay": 0.0, "apply_wd": False}]
         # Fused AdamW on CUDA, except under fp16, where Lightning must unscale before clipping.
         fused = fused_adamw_available(self.device) and not self._fp16_scaled()
+        self._fused_optimizer = fused
         opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas),
                                 fused=fused or None)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -220,25 +230,67 @@ class SSLMethod(L.LightningModule):
         views = batch["views"]
         loss, emb = self.compute_loss(views)
         step = self.global_step
+        self._settle_monitors(wait=False)
         watch_collapse = emb is not None and self.collapse.threshold > 0
         guard = self.hparams.nan_guard
-        host = None
-        if guard != "off" or watch_collapse:
-            # Loss and collapse score come to the host together: one device sync per step.
-            stats = [loss.detach().float().reshape(())]
+        bs = views[0].shape[0]
+        if guard == "off" and not watch_collapse:
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+            return loss
+        stats = [loss.detach().float().reshape(())]
+        if watch_collapse:
+            stats.append(embedding_std(emb.detach()))
+        stats = torch.stack(stats)
+        if self._guard_on_device():
+            # No host sync: a fused AdamW skips this step's update on the device if the loss is
+            # not finite (its found_inf input), and the numbers reach the host while the device
+            # works on; they are reported (warning, skipped_steps, last_loss) a step later.
+            if guard == "skip":
+                self._found_inf = (~torch.isfinite(stats[0])).float()
+            self._deferred.append((DeferredStats(step, stats), watch_collapse))
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
             if watch_collapse:
-                stats.append(embedding_std(emb.detach()))
-            host = torch.stack(stats).tolist()
-        if host is not None and not check_finite(host[0], step, guard):
+                self.log("train/emb_std", stats[1], batch_size=bs)
+            return loss
+        # Loss and collapse score come to the host together: one device sync per step.
+        host = stats.tolist()
+        if not check_finite(host[0], step, guard):
             self.skipped_steps += 1
             return None  # Lightning skips backward and the optimiser step
-        bs = views[0].shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
-        if host is not None:
-            self.last_loss = host[0]
-            if watch_collapse:
-                self.log("train/emb_std", self.collapse.observe(host[1], step), batch_size=bs)
+        self.last_loss = host[0]
+        if watch_collapse:
+            self.log("train/emb_std", self.collapse.observe(host[1], step), batch_size=bs)
         return loss
+
+    def _guard_on_device(self) -> bool:
+        """Monitors without a per-step host sync: needs the fused AdamW (its found_inf input
+        skips an update on the device); 'stop' must halt before any update, so it syncs."""
+        return self._fused_optimizer and self.hparams.nan_guard != "stop"
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Fused AdamW reads `found_inf` after the closure (forward + backward) has run.
+        if self._found_inf is not None:
+            optimizer.found_inf, self._found_inf = self._found_inf, None
+
+    def _settle_monitors(self, wait: bool) -> None:
+        """Report the deferred monitor numbers that have reached the host (all if `wait`)."""
+        while self._deferred and (wait or self._deferred[0][0].ready()):
+            pending, watch_collapse = self._deferred.pop(0)
+            values = pending.values()
+            if not math.isfinite(values[0]):
+                if self.hparams.nan_guard == "skip":
+                    self.skipped_steps += 1
+                    warnings.warn(non_finite_message(values[0], pending.step)
+                                  + "; its optimisation step was skipped", RuntimeWarning,
+                                  stacklevel=2)
+                continue
+            self.last_loss = values[0]
+            if watch_collapse:
+                self.collapse.observe(values[1], pending.step)
+
+    def on_train_end(self) -> None:
+        self._settle_monitors(wait=True)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if outputs is not None:
@@ -265,6 +317,7 @@ class SSLMethod(L.LightningModule):
     # ----------------------------------------------------------------- facts and checkpoints
     def card_facts(self) -> dict[str, Any]:
         """Plain facts for the encoder card: method, key hyper-parameters, last monitor values."""
+        self._settle_monitors(wait=True)
         hp = dict(self.hparams)
         return {
             "method": self.method_name,
@@ -280,6 +333,7 @@ class SSLMethod(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._settle_monitors(wait=True)
         checkpoint["domainssl_monitors"] = {
             "last_loss": self.last_loss, "last_knn": self.last_knn,
             "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,

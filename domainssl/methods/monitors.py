@@ -75,12 +75,44 @@ def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip") ->
         value = loss.detach().float().item()
     elif math.isfinite(value):
         return True
-    msg = (f"step {step}: loss is {value} (non-finite); "
-           "common causes: too high a learning rate, fp16 overflow, a bad input tile (NaN nodata)")
+    msg = non_finite_message(value, step)
     if action == "stop":
         raise NonFiniteLossError(msg + "; stopping (set nan_guard='skip' to skip such steps)")
     warnings.warn(msg + "; skipping this optimisation step", RuntimeWarning, stacklevel=2)
     return False
+
+
+class DeferredStats:
+    """A few monitor numbers of one step, copied to the host without waiting for the device.
+
+    stats: a small 1-D device tensor (e.g. [loss, collapse score]). On CUDA the copy goes to
+    pinned memory behind a recorded event, so the training loop never stalls on it; `ready()`
+    says when the numbers have arrived, `values()` returns them (waiting only if asked early).
+    """
+
+    def __init__(self, step: int, stats: torch.Tensor) -> None:
+        self.step = step
+        if stats.device.type == "cuda":
+            self._host = torch.empty(stats.shape, dtype=stats.dtype, pin_memory=True)
+            self._host.copy_(stats, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host, self._event = stats.detach().clone(), None
+
+    def ready(self) -> bool:
+        return self._event is None or self._event.query()
+
+    def values(self) -> list[float]:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host.tolist()
+
+
+def non_finite_message(value: float, step: int) -> str:
+    """What a non-finite loss at `step` means and what usually causes it."""
+    return (f"step {step}: loss is {value} (non-finite); common causes: too high a learning "
+            "rate, fp16 overflow, a bad input tile (NaN nodata)")
 
 
 @torch.no_grad()

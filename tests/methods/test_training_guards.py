@@ -189,3 +189,38 @@ def test_grad_clip_works_with_fused_adamw_under_bf16(monkeypatch, algorithm):
         assert seen["norm"] == pytest.approx(1e-3, rel=1e-2)
     else:
         assert seen["max"] <= 1e-3 + 1e-9
+
+
+def _fit_simclr(make_trainer, loader, steps, **kw):
+    torch.manual_seed(0)
+    method = build_method("simclr", _enc(), lr=1e-2, max_steps=steps, proj_hidden_dim=16,
+                          proj_dim=8, **kw)
+    make_trainer(steps).fit(method, loader)
+    return method
+
+
+def test_device_side_guard_skips_without_a_host_sync(make_trainer, monkeypatch):
+    # With a fused AdamW the NaN step is skipped on the device (found_inf) and reported one
+    # step later; the outcome must be the same as the synchronising guard's.
+    from domainssl.methods import base
+
+    reference = _fit_simclr(make_trainer, _loader_with_nan(at_batch=1, n_batches=4), 4)
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
+    monkeypatch.setattr(base, "check_finite", lambda *a, **k: pytest.fail("guard synchronised"))
+    with pytest.warns(RuntimeWarning, match="step 1: loss is nan.*optimisation step was skipped"):
+        method = _fit_simclr(make_trainer, _loader_with_nan(at_batch=1, n_batches=4), 4)
+    assert method._fused_optimizer and method.skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in method.parameters())
+    opt_steps = {int(s["step"]) for s in method.trainer.optimizers[0].state.values()}
+    assert opt_steps == {3}  # four batches, one update skipped on the device
+    # Same training up to the fused kernel's rounding (fused and for-each AdamW differ ~1e-4).
+    assert method.last_loss == pytest.approx(reference.last_loss, rel=1e-3)
+    assert method.collapse.last == pytest.approx(reference.collapse.last, rel=1e-3)
+
+
+def test_device_side_guard_stop_still_stops_before_the_update(make_trainer, monkeypatch):
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        _fit_simclr(make_trainer, _loader_with_nan(at_batch=0), 3, nan_guard="stop")
