@@ -49,13 +49,32 @@ def limit_gdal_cache(nbytes: int = GDAL_CACHEMAX_BYTES) -> None:
     set_gdal_config("GDAL_CACHEMAX", int(nbytes))
 
 
-def _env():
-    """The GDAL environment files are opened in (default options: sidecar files such as .ovr
-    overviews and .aux.xml band metadata stay visible)."""
+def _env(**options):
+    """The GDAL environment files are opened in: default options (sidecar files such as .ovr
+    overviews and .aux.xml band metadata stay visible) plus `options` (GDAL config options)."""
     import rasterio
 
     limit_gdal_cache()
-    return rasterio.Env()
+    return rasterio.Env(**options)
+
+
+def read_options(tiled: bool, compress: str | None, nbytes: int) -> dict[str, str]:
+    """GDAL config options a file is opened with for patch reads, from its layout (`tiled`,
+    `compress` as rasterio's profile names it, None when uncompressed) and `nbytes`, its pixel
+    bytes at the level read.
+
+    Uncompressed tiled files larger than the block cache (`GDAL_CACHEMAX_BYTES`) get
+    GTIFF_DIRECT_IO=YES: GDAL then copies a window's bytes straight from the file into the
+    output instead of through its block cache. A random patch of a file the cache cannot hold
+    seldom hits it, so filling and evicting it only costs: ~100 us of a ~430 us 256² x 4-band
+    uint16 window read of a 2 GiB file. A file that fits stays cached and reads faster through
+    the cache (a 50 MB file: ~3x), so it keeps the defaults, as do compressed files, which are
+    decoded tile by tile. GDAL reads the option when the dataset is opened, so it is set around
+    the open only (an Env per read would cost more than it saves).
+    """
+    if tiled and compress is None and nbytes > GDAL_CACHEMAX_BYTES:
+        return {"GTIFF_DIRECT_IO": "YES"}
+    return {}
 
 
 def _crs_string(crs) -> str | None:
@@ -100,6 +119,7 @@ class _FileInfo:
         self.block_shape = ds.block_shapes[0] if ds.count else None
         self.tiled = bool(ds.profile.get("tiled", False))
         self.compress = ds.profile.get("compress")
+        self.nbytes = self.count * self.height * self.width * self.dtype.itemsize
 
 
 def _open_dataset(path: str, level: int):
@@ -277,7 +297,8 @@ class GeoTiffImage(LazyImage):
         ds = handles.get(fi)
         if ds is None:
             try:
-                with _env():
+                info = self._infos[fi]
+                with _env(**read_options(info.tiled, info.compress, info.nbytes)):
                     ds = _open_dataset(self._paths[fi], self._level)
                 if self._resampled[fi]:
                     from rasterio.enums import Resampling
@@ -358,7 +379,8 @@ class GeoTiffImage(LazyImage):
         return rule
 
     def _nodata_valid(self, raw: np.ndarray, c0: int) -> np.ndarray | None:
-        """True where no band of `raw` (bands c0.. of the image) holds nodata; None if none can.
+        """True where no band of `raw` (bands c0.. of the image) holds nodata; None if no pixel
+        of `raw` is nodata (none can be, or, for one value in every band, none is).
 
         NaN counts as nodata in float bands even without a declared nodata value: float rasters
         written by numpy pipelines often carry NaN holes and no tag, and a NaN is never a value
@@ -368,8 +390,15 @@ class GeoTiffImage(LazyImage):
         if not check_nan and not values:
             return None
         if single is not None and not check_nan:
-            # one value for every band (the common case): valid where every band differs from
-            # it, band by band in place (no (C, Y, X) temporary and no reduction over bands)
+            # one value for every band (the common case). Most patches hold none of it: a
+            # value outside [min, max] rules the whole patch out in one SIMD reduction (~9 us
+            # for 256² x 4 uint16; nodata 0 in unsigned data needs only the min) instead of
+            # the ~25 us per-pixel compare below.
+            low = raw.min() if raw.size else single  # (an empty region takes the path below)
+            if single < low or (single > low and single > raw.max()):
+                return None
+            # valid where every band differs from it, band by band in place (no (C, Y, X)
+            # temporary and no reduction over bands)
             valid = raw[0] != single
             for band in raw[1:]:
                 valid &= band != single
