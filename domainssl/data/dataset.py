@@ -4,8 +4,8 @@ Design: a map-style dataset whose index encodes `(epoch, item)`, with `item` one
 `len(records) * patches_per_image` patch slots. `EpochSampler` yields those indices, shuffled
 per epoch, sharded by distributed rank; DataLoader workers then split the indices among
 themselves, so no patch slot is read twice in an epoch across workers or ranks. The random
-patch position of a slot comes from `(seed, epoch, item)`, so runs are reproducible whatever
-the number of workers, and the dataset pickles cleanly for spawn workers (it holds records,
+patch position of a slot comes from `(seed, epoch, item)` only (see `slot_generator`), so runs
+are reproducible whatever the number of workers or the batch a slot falls in, and the dataset pickles cleanly for spawn workers (it holds records,
 not open files; images are opened lazily per worker and kept in a small LRU).
 """
 
@@ -30,6 +30,41 @@ from .samplers import GridPatchSampler, RandomPatchSampler
 EPOCH_STRIDE = 1 << 40
 
 
+def slot_generator(seed: int, index: int) -> np.random.Generator:
+    """The random generator of the patch slot `index` (= epoch * EPOCH_STRIDE + item) under
+    `seed`: Philox keyed by `(seed, index)` (key `(seed << 64) | index`), counter 0.
+
+    This defines the streams; `PatchDataset` draws exactly these numbers from one re-keyed
+    generator (`_SlotRandom`), which is cheaper than building this one per patch.
+    """
+    return np.random.Generator(np.random.Philox(key=(int(seed) << 64) | int(index)))
+
+
+class _SlotRandom:
+    """One Generator, re-keyed per slot to give `slot_generator(seed, index)`'s stream.
+
+    Building a Generator per patch costs 15-20 us (numpy seeds every new bit generator through
+    a SeedSequence); setting the key and counter of an existing Philox costs ~2 us. A slot's
+    draws stay a function of `(seed, index)` alone. The generator returned is valid until the
+    next call (samplers draw from it at once and keep nothing), and like the rest of a
+    PatchDataset it is not for concurrent use by threads; DataLoader workers are processes.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self._bitgen = np.random.Philox(key=0)
+        self._generator = np.random.Generator(self._bitgen)
+        self._state = self._bitgen.state  # the dict layout Philox's state setter takes
+
+    def __call__(self, index: int) -> np.random.Generator:
+        state = self._state
+        state["state"]["key"][:] = (int(index), self.seed)  # low word first: (seed << 64) | index
+        state["state"]["counter"][:] = 0
+        state["buffer_pos"], state["has_uint32"], state["uinteger"] = 4, 0, 0  # nothing buffered
+        self._bitgen.state = state
+        return self._generator
+
+
 def open_record(record: dict) -> LazyImage:
     """Open the image a manifest record points at (DICOM series and pyramid level included)."""
     return open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
@@ -43,7 +78,7 @@ class PatchDataset(Dataset):
         sampler: a `RandomPatchSampler` (random position per slot and epoch) or a
             `GridPatchSampler` (then every grid patch of every image is one slot).
         patches_per_image: random slots per image per epoch (ignored for grid sampling).
-        seed: base seed of patch positions.
+        seed: base seed of patch positions, 0 <= seed < 2**64 (see `slot_generator`).
         target_shape: resample every patch to this spatial shape (needed when patches are
             sized in physical units over images of different spacing, so batches stack).
         transform: optional callable(sample) -> anything (e.g. a view generator).
@@ -65,6 +100,9 @@ class PatchDataset(Dataset):
         self.records = list(records)
         self.sampler = sampler
         self.seed = int(seed)
+        if not 0 <= self.seed < 2 ** 64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        self._slot_random = _SlotRandom(self.seed)
         self.target_shape = tuple(target_shape) if target_shape else None
         self.transform = transform
         self.max_open, self.max_retries = int(max_open), int(max_retries)
@@ -113,7 +151,7 @@ class PatchDataset(Dataset):
         else:
             r = item // self.patches_per_image
             image = self._image(r)
-            rng = np.random.default_rng([self.seed, epoch, item])
+            rng = self._slot_random(epoch * EPOCH_STRIDE + item)
             region, data, valid = self.sampler.sample(image, rng)
         if data is None:
             data = image.read(region)
@@ -329,4 +367,4 @@ def n_batches(n_items: int, batch_size: int, world_size: int = 1, drop_last: boo
 
 
 __all__ = ["PatchDataset", "EpochSampler", "RandomPatchSampler", "GridPatchSampler",
-           "collate_samples", "open_record", "resample_patch"]
+           "collate_samples", "open_record", "resample_patch", "slot_generator"]
