@@ -9,14 +9,6 @@ from domainssl.data.dataset import (EPOCH_STRIDE, EpochSampler, PatchDataset, co
                                     slot_generator)
 from domainssl.data.samplers import RandomPatchSampler, region_for
 from domainssl.io.open import open_image
-from domainssl.io.scan import read_manifest, scan_archive
-
-
-@pytest.fixture(scope="module")
-def tile_records(demo_archive, tmp_path_factory):
-    out = tmp_path_factory.mktemp("m") / "tiles.jsonl"
-    scan_archive(demo_archive["tiles"], out, jobs=0)
-    return list(read_manifest(out))
 
 
 def test_slot_generator_is_philox_keyed_by_seed_and_index():
