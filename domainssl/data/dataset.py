@@ -333,9 +333,9 @@ def collate_samples(samples: list[dict]) -> dict:
         raise ValueError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
                          "data.target_shape (resampling) or size patches in pixels")
     images = [s["image"] for s in samples]
-    rows_of = _rows_of(images)
+    rows = rows_of(images)
     # a batch read by PatchDataset.__getitems__ is already one array: hand it on, no copy
-    batch = {"image": torch.from_numpy(rows_of if rows_of is not None else np.stack(images))}
+    batch = {"image": torch.from_numpy(rows if rows is not None else np.stack(images))}
     if all("mask" in s for s in samples):
         batch["mask"] = torch.from_numpy(np.stack([s["mask"] for s in samples]))
     if all("label" in s for s in samples):
@@ -345,8 +345,14 @@ def collate_samples(samples: list[dict]) -> dict:
     return batch
 
 
-def _rows_of(arrays: list) -> np.ndarray | None:
-    """The `(B, *shape)` array whose rows 0..B-1 are exactly `arrays` (in order), else None."""
+def rows_of(arrays: Sequence) -> np.ndarray | None:
+    """The `(B, *shape)` array whose rows 0..B-1 are exactly `arrays` (in order), else None.
+
+    A batch read by `PatchDataset.__getitems__` is such rows: collate functions hand the
+    whole array on (`torch.from_numpy`, no copy) instead of stacking the patches. Anything
+    else (other arrays, views with other strides, tensors, a reordered or partial batch) is
+    None, and the caller copies.
+    """
     base = getattr(arrays[0], "base", None)
     if (not isinstance(base, np.ndarray) or not base.flags.c_contiguous
             or base.shape != (len(arrays),) + arrays[0].shape):
@@ -367,4 +373,4 @@ def n_batches(n_items: int, batch_size: int, world_size: int = 1, drop_last: boo
 
 
 __all__ = ["PatchDataset", "EpochSampler", "RandomPatchSampler", "GridPatchSampler",
-           "collate_samples", "open_record", "resample_patch", "slot_generator"]
+           "collate_samples", "open_record", "resample_patch", "rows_of", "slot_generator"]

@@ -47,7 +47,11 @@ def collate_views(items: Sequence[Mapping[str, Any]]) -> dict:
 def collate_patches(samples: Sequence[Mapping[str, Any]]) -> dict:
     """Batch raw samples for the GPU path: {"image": (B, C, *S) float32, "spacing": (B, d),
     "mask": (B, *S) bool if every sample has one, "label": (B,) long and "index": (B,) long
-    when present}. Patches must share one shape (set the sampler's patch size)."""
+    when present}. Patches must share one shape (set the sampler's patch size).
+
+    When the images are exactly the rows of one float32 `(B, C, *S)` array (see
+    `domainssl.data.dataset.rows_of`), "image" shares that array's memory; otherwise it is a
+    new tensor."""
     import torch
 
     if not samples:
@@ -56,10 +60,20 @@ def collate_patches(samples: Sequence[Mapping[str, Any]]) -> dict:
     if len(shapes) != 1:
         raise ValueError(f"patches in a batch must share one shape, got {sorted(shapes)}; give the "
                          f"patch sampler a fixed patch size")
-    images = [torch.as_tensor(np.asarray(s["image"], dtype=np.float32)) if not isinstance(s["image"], torch.Tensor)
-              else s["image"].float() for s in samples]
-    out: dict[str, Any] = {"image": torch.stack(images)}
-    d = images[0].ndim - 1
+    from ..data.dataset import rows_of
+
+    rows = rows_of([s["image"] for s in samples])
+    if rows is not None and rows.dtype == np.float32:
+        # the rows of one float32 array (a batch read by PatchDataset.__getitems__): hand the
+        # array on instead of copying every patch into a new one
+        image = torch.from_numpy(rows)
+    else:
+        # (contiguous: torch refuses numpy views with negative strides, such as a flip)
+        image = torch.stack([torch.from_numpy(np.ascontiguousarray(s["image"], dtype=np.float32))
+                             if not isinstance(s["image"], torch.Tensor) else s["image"].float()
+                             for s in samples])
+    out: dict[str, Any] = {"image": image}
+    d = image.ndim - 2
     out["spacing"] = torch.as_tensor(
         [tuple(s.get("spacing") if s.get("spacing") is not None else (1.0,) * d) for s in samples],
         dtype=torch.float64)

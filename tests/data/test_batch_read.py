@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 from domainssl.data.dataset import EPOCH_STRIDE, EpochSampler, PatchDataset, collate_samples
 from domainssl.data.samplers import GridPatchSampler, RandomPatchSampler
 from domainssl.io.scan import read_manifest, scan_archive
+from domainssl.transforms import collate_patches
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,10 @@ def test_batch_read_equals_item_reads(records_by_format, fmt, size):
     collated = collate_samples(batch)
     assert collated["image"].data_ptr() == rows.ctypes.data
     _assert_same_batch(collated, collate_samples(singles))
+    # the GPU-view path's collation hands the rows on too, with the same values
+    gpu = collate_patches(batch)
+    assert gpu["image"].data_ptr() == rows.ctypes.data
+    torch.testing.assert_close(gpu["image"], collate_patches(singles)["image"], rtol=0, atol=0)
 
 
 def test_geotiff_masks_and_dataloader_batches_match(records_by_format):
