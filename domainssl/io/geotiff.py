@@ -2,7 +2,9 @@
 
 One file with N bands, or a list of files (one band each, as Sentinel-2 ships them) stacked as
 bands in list order. Datasets are opened lazily once per process and reused, so a patch read
-costs one rasterio window read per file.
+costs one rasterio window read per file; uncompressed tiled files larger than GDAL's block cache
+skip GDAL at full resolution and read their tile bytes directly (`tiff_tiles.TileIndex`: one
+pread per touched tile).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from .errors import ImageReadError
 from .image import LazyImage
+from .tiff_tiles import TileIndex
 
 # GDAL's block cache defaults to 5% of RAM per process; with one process per DataLoader worker
 # that adds up. 64 MiB keeps a few hundred compressed 256² tiles warm, which is all a random
@@ -70,7 +73,9 @@ def read_options(tiled: bool, compress: str | None, nbytes: int) -> dict[str, st
     uint16 window read of a 2 GiB file. A file that fits stays cached and reads faster through
     the cache (a 50 MB file: ~3x), so it keeps the defaults, as do compressed files, which are
     decoded tile by tile. GDAL reads the option when the dataset is opened, so it is set around
-    the open only (an Env per read would cost more than it saves).
+    the open only (an Env per read would cost more than it saves). At full resolution the
+    files that get the option are read by the direct tile reader (`GeoTiffImage._tile_index`)
+    instead; it still serves their overview levels and GDAL mask reads.
     """
     if tiled and compress is None and nbytes > GDAL_CACHEMAX_BYTES:
         return {"GTIFF_DIRECT_IO": "YES"}
@@ -216,6 +221,8 @@ class GeoTiffImage(LazyImage):
         self._level = level
         self._resample = resample
         self._resampled = [resample is not None and not _same_grid(ref, i) for i in infos]
+        # per file, decided once: the direct tile reader, or None for the rasterio path
+        self._tiles = [self._tile_index(i, level, warped) for i, warped in zip(infos, self._resampled)]
         # band index -> (file index, 1-based band index in that file)
         self._band_map = [(fi, b + 1) for fi, info in enumerate(infos) for b in range(info.count)]
         self._nodata = [infos[fi].nodatavals[b - 1] for fi, b in self._band_map]
@@ -265,6 +272,24 @@ class GeoTiffImage(LazyImage):
                          names, dtype, meta)
         self._ref = ref
         self._infos = infos
+
+    @staticmethod
+    def _tile_index(info: _FileInfo, level: int, warped: bool) -> TileIndex | None:
+        """A direct tile reader for a local file GDAL would read with direct IO (uncompressed,
+        tiled, larger than the block cache: `read_options`) at full resolution without warping,
+        else None.
+
+        Direct reads beat GDAL's direct IO (2 GiB file, 256² x 4 uint16: ~0.27 vs ~0.37 ms),
+        but a file the block cache holds reads faster through it (50 MB: ~0.19 vs ~0.30 ms),
+        so it keeps GDAL. Overviews keep rasterio: GDAL may take them from a .ovr sidecar, and
+        which IFD is which level is GDAL's call.
+        """
+        if level != 0 or warped or not read_options(info.tiled, info.compress, info.nbytes):
+            return None
+        if not os.path.isfile(info.path):
+            return None
+        return TileIndex.from_file(info.path, (info.count, info.height, info.width), info.dtype,
+                                   info.nodatavals)
 
     def _channel_names(self, infos: list[_FileInfo]) -> list[str]:
         """Band descriptions; else the file stem for single-band files in a list; else B1..Bn."""
@@ -324,6 +349,9 @@ class GeoTiffImage(LazyImage):
         for ds in (self._handles or {}).values():
             ds.close()
         self._handles = None
+        for tiles in self._tiles:
+            if tiles is not None:
+                tiles.close()
         self._last = self._pending_raw = None
 
     # -- reading ----------------------------------------------------------
@@ -343,6 +371,12 @@ class GeoTiffImage(LazyImage):
                 n += 1
             bands = list(range(first_band, first_band + n))
             try:
+                tiles = self._tiles[fi]
+                if tiles is not None:
+                    tiles.read(first_band - 1, first_band - 1 + n, y0, y1, x0, x1,
+                               out[c - c0:c - c0 + n])
+                    c += n
+                    continue
                 ds = self._dataset(fi)
                 if self._infos[fi].dtype == out.dtype:
                     # straight into the output slice (contiguous along the band axis)

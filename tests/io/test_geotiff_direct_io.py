@@ -73,7 +73,14 @@ def test_read_handles_are_opened_with_the_read_options(uncompressed_tiled, monke
         return real_env(**options)
 
     monkeypatch.setattr(geotiff, "_env", recording_env)
+    # full-resolution reads take the direct tile reader and open no GDAL handle
     img.read((slice(None), slice(0, 8), slice(0, 8)))
+    assert img._tiles[0] is not None and seen == []
+    img._dataset(0)  # the handle kept for GDAL mask bands
+    assert seen == [{"GTIFF_DIRECT_IO": "YES"}]
+    overview = open_geotiff(path, level=1)
+    seen.clear()
+    overview.read((slice(None), slice(0, 8), slice(0, 8)))  # overviews: GDAL
     assert seen == [{"GTIFF_DIRECT_IO": "YES"}]
 
 
