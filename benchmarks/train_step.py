@@ -41,6 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from domainssl.methods import build_method  # noqa: E402
+from domainssl.methods.base import fused_adamw_available  # noqa: E402
 from domainssl.models import build_encoder  # noqa: E402
 
 # Reference shapes (DESIGN.md). MoCo v3 and BYOL have no anchor row: they use SimCLR's shapes.
@@ -163,7 +164,7 @@ def plain_step_fn(method, batch: dict, device: torch.device, amp: torch.dtype | 
     params = [p for p in method.parameters() if p.requires_grad]
     clip = method.hparams.grad_clip
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
-                            fused=True if device.type == "cuda" else None)
+                            fused=fused_adamw_available(device) or None)
     views = batch["views"]
 
     def step():
@@ -353,7 +354,7 @@ def run_peer(name, factory, case, batch, args, device, amp):
         return dict(impl=name, error=f"cannot be built: {type(e).__name__}: {str(e)[:120]}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
-                            fused=True if device.type == "cuda" else None)
+                            fused=fused_adamw_available(device) or None)
     views = batch["views"]
     arg = views if "DINO" in name else views[0]
 

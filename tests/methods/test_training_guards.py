@@ -23,12 +23,16 @@ def _loader_with_nan(at_batch=1, n_batches=3):
     return torch.utils.data.DataLoader(data, batch_size=4)
 
 
-def test_nan_guard_skips_step(make_trainer):
+def test_nan_guard_skips_step(make_trainer, monkeypatch):
+    # The synchronising guard (an optimiser without a fused kernel): the step never runs.
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: False)
     method = build_method("simclr", _enc(), lr=1e-2, max_steps=3, proj_hidden_dim=16, proj_dim=8,
                           nan_guard="skip")
     with pytest.warns(RuntimeWarning, match="step 1: loss is nan"):
         make_trainer(3).fit(method, _loader_with_nan(at_batch=1, n_batches=3))
-    assert method.skipped_steps == 1
+    assert method.skipped_steps == 1 and not method._fused_optimizer
     # weights stayed finite: the NaN batch never reached the optimiser
     assert all(torch.isfinite(p).all() for p in method.parameters())
 
@@ -204,7 +208,9 @@ def test_device_side_guard_skips_without_a_host_sync(make_trainer, monkeypatch):
     # step later; the outcome must be the same as the synchronising guard's.
     from domainssl.methods import base
 
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: False)
     reference = _fit_simclr(make_trainer, _loader_with_nan(at_batch=1, n_batches=4), 4)
+    assert not reference._fused_optimizer and reference.skipped_steps == 1
     monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
     monkeypatch.setattr(base, "check_finite", lambda *a, **k: pytest.fail("guard synchronised"))
     with pytest.warns(RuntimeWarning, match="step 1: loss is nan.*optimisation step was skipped"):
