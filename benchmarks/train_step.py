@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from domainssl.methods import build_method  # noqa: E402
-from domainssl.methods.base import fused_adamw_available  # noqa: E402
+from domainssl.methods.optim import fused_adamw_available  # noqa: E402
 from domainssl.models import build_encoder  # noqa: E402
 
 # Reference shapes (DESIGN.md). MoCo v3 and BYOL have no anchor row: they use SimCLR's shapes.

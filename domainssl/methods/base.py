@@ -9,7 +9,6 @@ Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to fl
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import Any, Sequence
@@ -21,6 +20,7 @@ from torch import nn
 from ..models.layout import has_spatial_convs, to_channels_last
 from .monitors import (CollapseMonitor, DeferredStats, check_finite, embedding_std, knn_accuracy,
                        non_finite_message)
+from .optim import fused_adamw_available
 from .schedules import WarmupCosine, cosine_schedule
 
 
@@ -48,21 +48,6 @@ def online_target_pass(views, encoder, online_head, target_encoder, target_head,
     with torch.no_grad():
         target = target_head(target_encoder(x))
     return views[0].shape[0], feats, online, target
-
-
-@functools.lru_cache(maxsize=None)
-def _fused_adamw_builds(device_type: str) -> bool:
-    try:
-        torch.optim.AdamW([torch.zeros(1, device=device_type, requires_grad=True)], fused=True)
-    except (RuntimeError, ValueError):
-        return False
-    return True
-
-
-def fused_adamw_available(device: torch.device) -> bool:
-    """Whether AdamW runs fused (one kernel for all parameters) on this device: CUDA, and the
-    CPU from torch 2.4 on (8x faster than the default per-tensor loop for a ResNet-18)."""
-    return device.type in ("cuda", "cpu") and _fused_adamw_builds(device.type)
 
 
 class SSLMethod(L.LightningModule):

@@ -67,11 +67,14 @@ def finetune_predict(encoder, train_inputs, train_y: np.ndarray, test_inputs, nu
     import torch
     from torch import nn
 
+    from ..methods.optim import fused_adamw_available
+
     torch.manual_seed(seed)
     enc = copy.deepcopy(encoder).to(device).train()
     head = nn.Linear(int(enc.embed_dim), num_classes).to(device)
     opt = torch.optim.AdamW(param_groups(enc, lr, layer_decay, weight_decay) +
-                            [{"params": head.parameters(), "lr": head_lr, "weight_decay": 0.0}])
+                            [{"params": head.parameters(), "lr": head_lr, "weight_decay": 0.0}],
+                            fused=fused_adamw_available(torch.device(device)) or None)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                 total_steps=steps, pct_start=0.1)
     y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
