@@ -50,16 +50,20 @@ def build_recipe(name: str, args) -> dict:
 
     spec = DATASETS[name]
     size = args.size or spec["size"]
-    recipe = load_recipe(REPO / "recipes" / spec["recipe"])
+    recipe = load_recipe(REPO / "recipes" / (args.recipe or spec["recipe"]))
     recipe["views"] = {**{k: v for k, v in recipe["views"].items() if k not in ("preset", "normalise")},
                        **spec["views"], "global": {"size": size, "scale": spec.get("scale", [0.3, 1.0])}}
     recipe["views"].pop("spatial_dims", None)
     overrides = ["--model.arch", args.arch, "--trainer.max_steps", str(args.steps),
                  "--trainer.accelerator", args.accelerator, "--method.warmup_steps", str(min(100, args.steps // 10)),
-                 "--method.proj_hidden_dim", "512", "--log.every_n_steps", "50",
+                 "--log.every_n_steps", "50",
                  "--checkpoint.every_n_steps", str(max(args.steps, 1)), "--pictures.reconstructions", "false"]
+    if recipe["method"]["name"] in ("simclr", "mocov3", "byol"):
+        overrides += ["--method.proj_hidden_dim", "512"]
     if args.precision:
         overrides += ["--trainer.precision", args.precision]
+    for key, value in args.set or []:
+        overrides += [f"--{key}", value]
     return apply_overrides(recipe, overrides)
 
 
@@ -135,6 +139,10 @@ def main(argv=None) -> int:
     parser.add_argument("--shots", default="1,5,10,50,all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=400, help="SSL pretraining steps per dataset")
+    parser.add_argument("--recipe", default=None,
+                        help="a recipe file in recipes/ instead of each dataset's own (e.g. to try another method)")
+    parser.add_argument("--set", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                        help="recipe override applied last, e.g. --set model.patch_size 4 (repeatable)")
     parser.add_argument("--arch", default="resnet18", help="encoder (timm name); test_resnet for a quick CPU run")
     parser.add_argument("--size", type=int, default=None, help="view / encoder input size (default per dataset)")
     parser.add_argument("--batch-size", type=int, default=128)

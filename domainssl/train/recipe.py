@@ -18,10 +18,26 @@ Command-line overrides are dotted keys with YAML values: `--data.root /archive`,
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML as a scientist writes it: `1e-3` is a float (PyYAML's YAML 1.1 rules read a number
+    without a dot, like 1e-3, as a string, which only fails later, deep in the optimiser)."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
 
 SECTIONS = ("data", "views", "model", "method", "trainer", "checkpoint", "log", "pictures", "monitor")
 TOP_LEVEL = SECTIONS + ("seed", "name", "description")
@@ -54,7 +70,7 @@ def load_recipe(path) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"{path}: no such recipe; see the recipes/ folder for examples")
     try:
-        recipe = yaml.safe_load(path.read_text()) or {}
+        recipe = _load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(recipe, dict):
@@ -106,7 +122,7 @@ def parse_overrides(args: Sequence[str]) -> list[tuple[list[str], Any]]:
             raise RecipeError(f"override --{key}: keys start with one of {list(TOP_LEVEL)} and name a field "
                               f"(e.g. --trainer.max_steps 100)")
         try:
-            value = yaml.safe_load(raw)
+            value = _load_yaml(raw)
         except yaml.YAMLError:
             value = raw
         out.append((parts, value))
