@@ -23,13 +23,7 @@ OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, timm, lightning; print('torch', torch.__version__, 'timm', timm.__version__, 'lightning', lightning.__version__)"
-# Each part writes its own log file (no pipes: torch.compile's worker processes outlive a killed
-# parent and would hold a pipe open); the table rows are printed from the log afterwards.
-part() {  # part NAME SECONDS COMMAND...
-  local name=$1 limit=$2; shift 2
-  timeout -k 5 "$limit" "$@" > "$OUT/$name.log" 2>&1 < /dev/null
-  echo "== $name (exit $?)"; grep -v -E "[Ww]arn|^ |^$|available|litlogger|LOCAL_RANK|max_steps=|AMP" "$OUT/$name.log" | tail -40
-}
+. benchmarks/gpu_part.sh
 # Measured on an H200 (2026-11-26): the eager part needs about 180 s with the peers; compiling a
 # ViT-B MAE (plain loop, then the Lightning step: inductor's cache serves the second) needs more
 # than 100 s, so each compiled part gets 150 s and MAE alone.

@@ -24,13 +24,12 @@ PY=${PY:-python3}               # the device's python3 holds torch; here: PY=.ve
 MACHINE=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 MACHINE=${MACHINE:-CPU smoke run}
 echo "machine: $MACHINE"
+. benchmarks/gpu_part.sh
 for set in $SETS; do
-  timeout -k 5 170 "$PY" benchmarks/label_efficiency.py --datasets "$set" --arch "$ARCH" \
+  part "le_$set" 170 "$PY" benchmarks/label_efficiency.py --datasets "$set" --arch "$ARCH" \
     --steps "$STEPS" --batch-size 256 --accelerator "$ACCEL" --precision "$PRECISION" \
-    --workers 4 --machine "$MACHINE" --out "/tmp/le_$set" > "$OUT/le_$set.log" 2>&1 < /dev/null
-  echo "== $set (exit $?)"
+    --workers 4 --machine "$MACHINE" --out "/tmp/le_$set"
   # Only the summary comes back (the device returns at most 8 files).
   cp "/tmp/le_$set/summary.json" "$OUT/le_$set.json" 2>/dev/null
-  grep -v -E "[Ww]arn|^ |^$|available|litlogger|LOCAL_RANK|step [0-9]+/" "$OUT/le_$set.log" | tail -30
 done
 echo "gpu_label_efficiency done"

@@ -158,13 +158,18 @@ def time_loop(step_fn, steps: int, warmup: int, device: torch.device) -> float:
 
 
 # ---------------------------------------------------------------------------- plain loop
+def reference_adamw(params, device: torch.device) -> torch.optim.AdamW:
+    """The optimiser of the plain loop and the peers: AdamW, fused where torch has it."""
+    return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
+                             fused=fused_adamw_available(device) or None)
+
+
 def plain_step_fn(method, batch: dict, device: torch.device, amp: torch.dtype | None):
     """A bare training step on the method's model: autocast, fused AdamW, gradient clipping
     where the method's recipe clips (DINO), EMA. No Lightning."""
     params = [p for p in method.parameters() if p.requires_grad]
     clip = method.hparams.grad_clip
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
-                            fused=fused_adamw_available(device) or None)
+    opt = reference_adamw(params, device)
     views = batch["views"]
 
     def step():
@@ -353,8 +358,7 @@ def run_peer(name, factory, case, batch, args, device, amp):
     except Exception as e:  # a peer that cannot be built is a result, not a crash
         return dict(impl=name, error=f"cannot be built: {type(e).__name__}: {str(e)[:120]}")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05,
-                            fused=fused_adamw_available(device) or None)
+    opt = reference_adamw(params, device)
     views = batch["views"]
     arg = views if "DINO" in name else views[0]
 

@@ -9,8 +9,6 @@ Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to fl
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any, Sequence
 
 import lightning as L
@@ -18,8 +16,7 @@ import torch
 from torch import nn
 
 from ..models.layout import has_spatial_convs, to_channels_last
-from .monitors import (CollapseMonitor, DeferredStats, check_finite, embedding_std, knn_accuracy,
-                       non_finite_message)
+from .monitors import CollapseMonitor, DeferredStats, check_finite, embedding_std, knn_accuracy
 from .optim import fused_adamw_available
 from .schedules import WarmupCosine, cosine_schedule
 
@@ -148,7 +145,8 @@ class SSLMethod(L.LightningModule):
                                                        "mask_token", "group_embed")) else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.hparams.weight_decay, "apply_wd": True},
                   {"params": no_decay, "weight_decay": 0.0, "apply_wd": False}]
-        # Fused AdamW on CUDA, except under fp16, where Lightning must unscale before clipping.
+        # Fused AdamW where torch has it, except under fp16, where Lightning must unscale the
+        # gradients before clipping.
         fused = fused_adamw_available(self.device) and not self._fp16_scaled()
         self._fused_optimizer = fused
         opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas),
@@ -228,36 +226,39 @@ class SSLMethod(L.LightningModule):
         step = self.global_step
         self._settle_monitors(wait=False)
         watch_collapse = emb is not None and self.collapse.threshold > 0
-        guard = self.hparams.nan_guard
         bs = views[0].shape[0]
-        if guard == "off" and not watch_collapse:
-            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
-            return loss
-        stats = [loss.detach().float().reshape(())]
-        if watch_collapse:
-            stats.append(embedding_std(emb.detach()))
-        stats = torch.stack(stats)
-        if self._guard_on_device():
-            # No host sync: a fused AdamW skips this step's update on the device if the loss is
-            # not finite (its found_inf input), and the numbers reach the host while the device
-            # works on; they are reported (warning, skipped_steps, last_loss) a step later.
-            if guard == "skip":
-                self._found_inf = (~torch.isfinite(stats[0])).float()
-            self._deferred.append((DeferredStats(step, stats), watch_collapse))
-            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        if self.hparams.nan_guard != "off" or watch_collapse:
+            stats = [loss.detach().float().reshape(())]
+            if watch_collapse:
+                stats.append(embedding_std(emb.detach()))
+            stats = torch.stack(stats)
+            if self._guard_on_device():
+                # No host sync: a fused AdamW skips this step's update on the device if the
+                # loss is not finite (its found_inf input), and the numbers reach the host while
+                # the device works on; they are reported (warning, skipped_steps, last_loss) by
+                # `_settle_monitors` a step later.
+                if self.hparams.nan_guard == "skip":
+                    self._found_inf = (~torch.isfinite(stats[0])).float()
+                self._deferred.append((DeferredStats(step, stats), watch_collapse))
+            # Loss and collapse score come to the host together: one device sync per step.
+            elif not self._record_monitors(step, stats.tolist(), watch_collapse):
+                return None  # Lightning skips backward and the optimiser step
             if watch_collapse:
                 self.log("train/emb_std", stats[1], batch_size=bs)
-            return loss
-        # Loss and collapse score come to the host together: one device sync per step.
-        host = stats.tolist()
-        if not check_finite(host[0], step, guard):
-            self.skipped_steps += 1
-            return None  # Lightning skips backward and the optimiser step
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
-        self.last_loss = host[0]
-        if watch_collapse:
-            self.log("train/emb_std", self.collapse.observe(host[1], step), batch_size=bs)
         return loss
+
+    def _record_monitors(self, step: int, values: list[float], watch_collapse: bool) -> bool:
+        """Host-side bookkeeping of one step's [loss, (collapse score)]: the NaN guard (warns,
+        counts a skipped step, or raises for 'stop'), last loss, collapse monitor. Returns
+        False for a step the guard skips."""
+        if not check_finite(values[0], step, self.hparams.nan_guard):
+            self.skipped_steps += 1
+            return False
+        self.last_loss = values[0]
+        if watch_collapse:
+            self.collapse.observe(values[1], step)
+        return True
 
     def _guard_on_device(self) -> bool:
         """Monitors without a per-step host sync: needs the fused AdamW (its found_inf input
@@ -270,20 +271,11 @@ class SSLMethod(L.LightningModule):
             optimizer.found_inf, self._found_inf = self._found_inf, None
 
     def _settle_monitors(self, wait: bool) -> None:
-        """Report the deferred monitor numbers that have reached the host (all if `wait`)."""
+        """Record the deferred monitor numbers that have reached the host (all if `wait`); a
+        skipped step's update was already skipped on the device."""
         while self._deferred and (wait or self._deferred[0][0].ready()):
             pending, watch_collapse = self._deferred.pop(0)
-            values = pending.values()
-            if not math.isfinite(values[0]):
-                if self.hparams.nan_guard == "skip":
-                    self.skipped_steps += 1
-                    warnings.warn(non_finite_message(values[0], pending.step)
-                                  + "; its optimisation step was skipped", RuntimeWarning,
-                                  stacklevel=2)
-                continue
-            self.last_loss = values[0]
-            if watch_collapse:
-                self.collapse.observe(values[1], pending.step)
+            self._record_monitors(pending.step, pending.values(), watch_collapse)
 
     def on_train_end(self) -> None:
         self._settle_monitors(wait=True)

@@ -75,7 +75,8 @@ def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip") ->
         value = loss.detach().float().item()
     elif math.isfinite(value):
         return True
-    msg = non_finite_message(value, step)
+    msg = (f"step {step}: loss is {value} (non-finite); "
+           "common causes: too high a learning rate, fp16 overflow, a bad input tile (NaN nodata)")
     if action == "stop":
         raise NonFiniteLossError(msg + "; stopping (set nan_guard='skip' to skip such steps)")
     warnings.warn(msg + "; skipping this optimisation step", RuntimeWarning, stacklevel=2)
@@ -107,12 +108,6 @@ class DeferredStats:
         if self._event is not None:
             self._event.synchronize()
         return self._host.tolist()
-
-
-def non_finite_message(value: float, step: int) -> str:
-    """What a non-finite loss at `step` means and what usually causes it."""
-    return (f"step {step}: loss is {value} (non-finite); common causes: too high a learning "
-            "rate, fp16 overflow, a bad input tile (NaN nodata)")
 
 
 @torch.no_grad()

@@ -212,10 +212,18 @@ def test_device_side_guard_skips_without_a_host_sync(make_trainer, monkeypatch):
     reference = _fit_simclr(make_trainer, _loader_with_nan(at_batch=1, n_batches=4), 4)
     assert not reference._fused_optimizer and reference.skipped_steps == 1
     monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
-    monkeypatch.setattr(base, "check_finite", lambda *a, **k: pytest.fail("guard synchronised"))
-    with pytest.warns(RuntimeWarning, match="step 1: loss is nan.*optimisation step was skipped"):
+    deferred = []
+
+    class CountedStats(base.DeferredStats):
+        def __init__(self, step, stats):
+            deferred.append(step)
+            super().__init__(step, stats)
+
+    monkeypatch.setattr(base, "DeferredStats", CountedStats)
+    with pytest.warns(RuntimeWarning, match="step 1: loss is nan.*skipping this optimisation step"):
         method = _fit_simclr(make_trainer, _loader_with_nan(at_batch=1, n_batches=4), 4)
     assert method._fused_optimizer and method.skipped_steps == 1
+    assert deferred == [0, 1, 2, 3]  # every step's numbers went through the deferred path
     assert all(torch.isfinite(p).all() for p in method.parameters())
     opt_steps = {int(s["step"]) for s in method.trainer.optimizers[0].state.values()}
     assert opt_steps == {3}  # four batches, one update skipped on the device
