@@ -73,8 +73,9 @@ def build_recipe(name: str, args) -> dict:
                  "--checkpoint.every_n_steps", str(max(steps, 1)), "--pictures.reconstructions", "false"]
     if recipe["method"]["name"] in ("simclr", "mocov3", "byol"):
         overrides += ["--method.proj_hidden_dim", "512"]
-    for key, value in spec.get("method", {}).items():
-        overrides += [f"--method.{key}", str(value)]
+    if not args.recipe:  # the set's method settings are for its own recipe's method
+        for key, value in spec.get("method", {}).items():
+            overrides += [f"--method.{key}", str(value)]
     if args.precision:
         overrides += ["--trainer.precision", args.precision]
     for key, value in args.set or []:

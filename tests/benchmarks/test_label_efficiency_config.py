@@ -62,6 +62,11 @@ def test_command_line_wins_over_the_set_defaults(le):
     assert le.dataset_steps("coffee", _args()) == 1000 and le.dataset_steps("jurkat", _args()) == 600
 
 
+def test_another_recipe_does_not_get_the_sets_method_settings(le):
+    recipe = le.build_recipe("jurkat", _args(recipe="sentinel2_mae.yaml"))
+    assert recipe["method"]["name"] == "mae" and "temperature" not in recipe["method"]
+
+
 def test_goals_arithmetic(le):
     def row(enc, k, acc):
         return {"encoder": enc, "shots": k, "accuracy_mean": acc, "balanced_accuracy_mean": acc - 1}
