@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..models.patches import gather_tokens, grid_shape, patchify, random_masking
-from ..models.vit_nd import sincos_pos_embed
+from ..models.vit_nd import PositionTable, sincos_pos_embed
 from .base import SSLMethod
 
 
@@ -59,25 +59,21 @@ class MAE(SSLMethod):
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.ModuleList(nn.Linear(decoder_dim, patch_vol * len(g))
                                           for g in self.groups)
-        self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self.decoder_pos = PositionTable(grid_shape(encoder.input_size, self.patch_size), decoder_dim,
+                                         make=decoder_pos_embed)
         nn.init.normal_(self.mask_token, std=0.02)
         if self.decoder_group_embed is not None:
             nn.init.normal_(self.decoder_group_embed, std=0.02)
 
     def compile_targets(self):
-        return [self.encoder, self.decoder_blocks]
+        # MAE calls the encoder's token steps, not its forward: compile the block stacks.
+        return [self.encoder.token_blocks, self.decoder_blocks]
 
     def method_facts(self):
         hp = self.hparams
         return {"mask_ratio": hp.mask_ratio, "norm_pix_loss": hp.norm_pix_loss,
                 "patch_size": list(self.patch_size), "channel_groups": self.groups,
                 "decoder": [hp.decoder_dim, hp.decoder_depth]}
-
-    def _decoder_pos(self, grid, device, dtype) -> torch.Tensor:
-        key = (tuple(grid), str(device), dtype)
-        if key not in self._pos_cache:
-            self._pos_cache[key] = decoder_pos_embed(grid, self.hparams.decoder_dim).to(device, dtype)
-        return self._pos_cache[key]
 
     def forward_encoder(self, x: torch.Tensor, mask_ratio: float):
         """x (B, C, *S) -> latent (B, P + K, D) of the visible tokens, mask (B, N) with 1 = masked,
@@ -98,7 +94,7 @@ class MAE(SSLMethod):
         fill = self.mask_token.to(y.dtype).expand(b, n - visible.shape[1], -1)
         full = gather_tokens(torch.cat([visible, fill], dim=1), restore)       # original order
         n_groups = len(self.groups)
-        full = full.view(b, n_groups, n // n_groups, -1) + self._decoder_pos(grid, y.device, y.dtype)
+        full = full.view(b, n_groups, n // n_groups, -1) + self.decoder_pos(grid, y.dtype)
         if self.decoder_group_embed is not None:
             full = full + self.decoder_group_embed.to(y.dtype)
         y = torch.cat([prefix, full.flatten(1, 2)], dim=1)

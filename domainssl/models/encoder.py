@@ -81,6 +81,12 @@ class TokenEncoder(Encoder):
     def pool_tokens(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def token_blocks(self) -> nn.Module:
+        """The transformer block stack that `encode_tokens` runs: the module to compile when a
+        method calls the token steps directly (MAE) instead of `forward`."""
+        raise NotImplementedError
+
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens after the final norm: (B, C, *S) -> (B, N, embed_dim)."""
         return self.encode_tokens(self.embed_patches(x))[:, self.num_prefix_tokens:]

@@ -111,6 +111,10 @@ class TimmViTEncoder(TokenEncoder):
         x = m.blocks(x)
         return m.norm(x)
 
+    @property
+    def token_blocks(self) -> torch.nn.Module:
+        return self.model.blocks
+
     def pool_tokens(self, out: torch.Tensor) -> torch.Tensor:
         """timm's own pooling (cls token or average, per the model's global_pool), -> (B, D)."""
         return self.model.forward_head(out, pre_logits=True)

@@ -45,6 +45,30 @@ def sincos_pos_embed(grid: Sequence[int], embed_dim: int, temperature: float = 1
     return torch.cat(parts, dim=1).unsqueeze(0).float()
 
 
+class PositionTable(nn.Module):
+    """A fixed position table (1, prod(grid), dim) for any patch grid, built by `make(grid, dim)`.
+
+    The training grid's table is a non-persistent buffer (moves with the module, not saved), so a
+    compiled graph reads it as a plain tensor; a dict cache would be mutated on first use inside
+    the graph and force a recompile. Other grids (other input sizes) are built once and cached.
+    """
+
+    def __init__(self, grid: Sequence[int], dim: int, make=sincos_pos_embed) -> None:
+        super().__init__()
+        self.grid, self.dim, self.make = tuple(int(g) for g in grid), int(dim), make
+        self.register_buffer("table", make(self.grid, self.dim), persistent=False)
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def forward(self, grid: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        """The table for `grid` in `dtype`, on the module's device."""
+        if tuple(grid) == self.grid:
+            return self.table.to(dtype)
+        key = (tuple(grid), str(self.table.device), dtype)
+        if key not in self._cache:
+            self._cache[key] = self.make(tuple(grid), self.dim).to(self.table.device, dtype)
+        return self._cache[key]
+
+
 def _norm_groups(channel_groups, in_chans: int) -> list[list[int]] | None:
     if channel_groups is None:
         return None
@@ -115,7 +139,7 @@ class ViTEncoder(TokenEncoder):
         self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
                                             drop_path=dpr[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self.pos_table = PositionTable(self.grid_size, embed_dim)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -139,11 +163,12 @@ class ViTEncoder(TokenEncoder):
         return 1 if self.channel_groups is None else len(self.channel_groups)
 
     def pos_embed(self, grid: Sequence[int], device, dtype) -> torch.Tensor:
-        """Sin-cos table for a grid, (1, prod(grid), D); cached per (grid, device, dtype)."""
-        key = (tuple(grid), str(device), dtype)
-        if key not in self._pos_cache:
-            self._pos_cache[key] = sincos_pos_embed(grid, self.embed_dim).to(device=device, dtype=dtype)
-        return self._pos_cache[key]
+        """Sin-cos table for a grid, (1, prod(grid), D) in `dtype` on the encoder's device."""
+        return self.pos_table(grid, dtype)
+
+    @property
+    def token_blocks(self) -> nn.Module:
+        return self.blocks
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *S) -> (B, G * N, D) tokens with positions (and group embedding) added."""

@@ -87,3 +87,49 @@ def test_mae_on_timm_vit():
     m = MAE(enc, decoder_dim=16, decoder_depth=1, decoder_heads=2)
     loss, emb = m.compute_loss([torch.randn(2, 3, 32, 32)])
     assert torch.isfinite(loss) and emb.shape == (2, 192)
+
+
+@pytest.mark.parametrize("arch,d,size,patch", [("vit2d_tiny", 2, (16, 16), 4), ("vit3d_tiny", 3, (8, 8, 8), 4)])
+def test_compiled_loss_does_not_recompile_for_position_tables(arch, d, size, patch):
+    # The position tables of the training grid are buffers: a compiled loss reads them without
+    # guarding on a cache that its first call fills (that guard forced a second full compile).
+    import torch._dynamo
+
+    m = _mae(arch, c=2, d=d, size=size, patch=patch)
+    x = torch.randn(2, 2, *size)
+    torch._dynamo.reset()
+    loss_fn = torch.compile(m.compute_loss, backend="eager", dynamic=False)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        first = loss_fn([x])[0]
+        second = loss_fn([x])[0]          # raises RecompileError if a guard failed
+    torch._dynamo.reset()
+    assert torch.isfinite(first) and torch.isfinite(second)
+
+
+def test_position_tables_match_sincos_and_stay_out_of_state_dict():
+    from domainssl.methods.mae import decoder_pos_embed
+    from domainssl.models.vit_nd import sincos_pos_embed
+
+    m = _mae()                                  # 16² input, 4 px patches: a 4 x 4 grid
+    assert torch.equal(m.encoder.pos_embed((4, 4), "cpu", torch.float32), sincos_pos_embed((4, 4), 24))
+    assert torch.equal(m.decoder_pos((4, 4), torch.float32), decoder_pos_embed((4, 4), 16))
+    other = m.decoder_pos((2, 8), torch.bfloat16)   # another input size: built once, cached
+    assert other.dtype == torch.bfloat16 and other.shape == (1, 16, 16)
+    assert other is m.decoder_pos((2, 8), torch.bfloat16)
+    assert torch.equal(other.float(), decoder_pos_embed((2, 8), 16).bfloat16().float())
+    assert not any("table" in k for k in m.state_dict())   # checkpoints keep their keys
+
+
+@pytest.mark.parametrize("arch", ["vit2d_tiny", "test_vit"])
+def test_mae_compiles_the_block_stacks_it_runs(arch):
+    # MAE calls embed_patches / encode_tokens, never encoder.forward: compiling the encoder
+    # module would leave its blocks eager.
+    if arch == "test_vit":
+        enc = build_encoder("test_vit", 2, 2, (32, 32))
+        m = MAE(enc, decoder_dim=16, decoder_depth=1, decoder_heads=2)
+        blocks = enc.model.blocks
+    else:
+        m = _mae()
+        blocks = m.encoder.blocks
+    assert m.compile_targets() == [blocks, m.decoder_blocks]
+    assert m.encoder.token_blocks is blocks
