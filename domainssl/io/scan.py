@@ -144,6 +144,9 @@ def _record_ok(image, extra: dict | None = None, caught: list | None = None) -> 
                                                      "modality", "spacing_report", "level", "levels")
                                 if k in meta}, nonfinite=str)
     rec["nbytes"] = image.nbytes()
+    # ResourceWarnings come from the garbage collector finalising other objects (an unclosed
+    # file of some earlier work) while this image opened: they say nothing about this file.
+    caught = [w for w in caught or [] if not issubclass(w.category, ResourceWarning)]
     if caught:
         rec["warnings"] = [str(w.message) for w in caught]
     if extra:

@@ -111,3 +111,24 @@ def test_nan_nodata_is_written_as_strict_json(tmp_path):
     line = (tmp_path / "m.jsonl").read_text()
     rec = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert rec["status"] == "ok" and rec["meta"]["nodata"] == "nan"
+
+
+def test_gc_resource_warnings_of_other_objects_stay_out_of_the_record(demo_archive):
+    # A ResourceWarning raised while a file opens comes from the garbage collector finalising
+    # something else (an unclosed file of earlier work); the file's own warnings are kept.
+    import warnings
+
+    from domainssl.io import open_image
+
+    tile = os.path.join(demo_archive["tiles"], "tile_00000.tif")
+
+    def open_fn():
+        warnings.warn("unclosed file <_io.BufferedReader name='elsewhere.tif'>", ResourceWarning)
+        warnings.warn("qform and sform disagree", UserWarning)
+        return open_image(tile)
+
+    rec = scan_mod._open_and_describe(open_fn, tile, "geotiff")
+    assert rec["status"] == "ok" and rec["warnings"] == ["qform and sform disagree"]
+    rec = scan_mod._open_and_describe(lambda: (warnings.warn("x", ResourceWarning), open_image(tile))[1],
+                                      tile, "geotiff")
+    assert rec["status"] == "ok" and "warnings" not in rec
