@@ -56,12 +56,17 @@ def dataset_steps(name: str, args) -> int:
     return int(args.steps) if args.steps else int(DATASETS[name].get("steps", 600))
 
 
+def dataset_size(name: str, args) -> int:
+    """View / encoder input size for `name`: --size if given, else the set's own."""
+    return int(args.size or DATASETS[name]["size"])
+
+
 def build_recipe(name: str, args) -> dict:
     """The dataset's recipe with the benchmark's size, steps, encoder and trainer settings."""
     from domainssl.train.recipe import apply_overrides, load_recipe
 
     spec = DATASETS[name]
-    size = args.size or spec["size"]
+    size = dataset_size(name, args)
     steps = dataset_steps(name, args)
     recipe = load_recipe(REPO / "recipes" / (args.recipe or spec["recipe"]))
     recipe["views"] = {**{k: v for k, v in recipe["views"].items() if k not in ("preset", "normalise")},
@@ -198,7 +203,7 @@ def main(argv=None) -> int:
         plot_results(rows, out / "results.png", title=f"{name}: {args.arch}, {dataset_steps(name, args)} SSL steps")
         print(format_table(rows, title=f"{name} (test split, {args.seeds} seeds; {args.machine})"), flush=True)
         summary["datasets"][name] = {"goals": goals(rows), "steps": dataset_steps(name, args),
-                                     "size": args.size or DATASETS[name]["size"],
+                                     "size": dataset_size(name, args),
                                      "seconds": time.monotonic() - start, "rows": rows}
         (out_root / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(json.dumps({k: v["goals"] for k, v in summary["datasets"].items()}, indent=2, default=str))
