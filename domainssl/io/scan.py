@@ -144,9 +144,6 @@ def _record_ok(image, extra: dict | None = None, caught: list | None = None) -> 
                                                      "modality", "spacing_report", "level", "levels")
                                 if k in meta}, nonfinite=str)
     rec["nbytes"] = image.nbytes()
-    # ResourceWarnings come from the garbage collector finalising other objects (an unclosed
-    # file of some earlier work) while this image opened: they say nothing about this file.
-    caught = [w for w in caught or [] if not issubclass(w.category, ResourceWarning)]
     if caught:
         rec["warnings"] = [str(w.message) for w in caught]
     if extra:
@@ -164,6 +161,9 @@ def rejected_record(path, reason: str, fmt: str | None = None, **extra) -> dict:
 def _open_and_describe(open_fn: Callable, path, fmt_hint: str | None, extra: dict | None = None) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # ResourceWarnings come from the garbage collector finalising other objects (an unclosed
+        # file of some earlier work) while this image opens: they say nothing about this file.
+        warnings.simplefilter("ignore", ResourceWarning)
         try:
             image = open_fn()
         except ImageReadError as exc:

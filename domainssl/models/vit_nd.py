@@ -162,10 +162,6 @@ class ViTEncoder(TokenEncoder):
         """Number of channel groups (1 without channel grouping)."""
         return 1 if self.channel_groups is None else len(self.channel_groups)
 
-    def pos_embed(self, grid: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-        """Sin-cos table for a grid, (1, prod(grid), D) in `dtype` on the encoder's device."""
-        return self.pos_table(grid, dtype)
-
     @property
     def token_blocks(self) -> nn.Module:
         return self.blocks
@@ -177,11 +173,11 @@ class ViTEncoder(TokenEncoder):
         grid = grid_shape(x.shape[2:], self.patch_size)
         if self.channel_groups is None:
             t = self.patch_embed(x).flatten(2).transpose(1, 2)
-            return t + self.pos_embed(grid, t.dtype)
+            return t + self.pos_table(grid, t.dtype)
         # One token set per channel group: (B, G, N, D), then group-major flattening.
         t = torch.stack([emb(x[:, g]).flatten(2).transpose(1, 2)
                          for emb, g in zip(self.patch_embed, self.channel_groups)], dim=1)
-        t = t + self.pos_embed(grid, t.dtype).unsqueeze(1) + self.group_embed.to(t.dtype)
+        t = t + self.pos_table(grid, t.dtype).unsqueeze(1) + self.group_embed.to(t.dtype)
         return t.flatten(1, 2)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,7 @@ def test_position_tables_match_sincos_and_stay_out_of_state_dict():
     from domainssl.models.vit_nd import sincos_pos_embed
 
     m = _mae()                                  # 16² input, 4 px patches: a 4 x 4 grid
-    assert torch.equal(m.encoder.pos_embed((4, 4), torch.float32), sincos_pos_embed((4, 4), 24))
+    assert torch.equal(m.encoder.pos_table((4, 4), torch.float32), sincos_pos_embed((4, 4), 24))
     assert torch.equal(m.decoder_pos((4, 4), torch.float32), decoder_pos_embed((4, 4), 16))
     other = m.decoder_pos((2, 8), torch.bfloat16)   # another input size: built once, cached
     assert other.dtype == torch.bfloat16 and other.shape == (1, 16, 16)
