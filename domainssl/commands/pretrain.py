@@ -57,7 +57,12 @@ def run(args) -> int:
         print(f"domainssl pretrain: error: {exc}", file=sys.stderr)
         return 2
     final = facts.get("final", {})
-    print(f"[domainssl] run {run_dir}: {final.get('global_step')} steps, final loss {final.get('loss')}, "
-          f"embedding std {final.get('emb_std')}")
+    print(f"[domainssl] run {run_dir}: {final.get('global_step')} steps, final loss {_number(final.get('loss'))}, "
+          f"embedding std {_number(final.get('emb_std'))}")
     print(f"[domainssl] next: domainssl export {run_dir} --out {run_dir}/encoder")
     return 0
+
+
+def _number(value) -> str:
+    """4 significant digits for a metric the run may not have recorded (None: 'n/a')."""
+    return "n/a" if value is None else f"{value:.4g}"

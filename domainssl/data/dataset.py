@@ -66,8 +66,19 @@ class _SlotRandom:
 
 
 def open_record(record: dict) -> LazyImage:
-    """Open the image a manifest record points at (DICOM series and pyramid level included)."""
-    return open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
+    """Open the image a manifest record points at (DICOM series and pyramid level included).
+
+    Warnings the scan already recorded for this file (`record["warnings"]`, shown in the scan's
+    summary) are not raised again: statistics, training and pictures each reopen a file, and a
+    geometry warning per file per pass would bury the messages that are new."""
+    known = set(record.get("warnings") or ())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
+    for w in caught:
+        if str(w.message) not in known:
+            warnings.warn(w.message, stacklevel=2)
+    return image
 
 
 class PatchDataset(Dataset):

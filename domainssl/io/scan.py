@@ -55,12 +55,21 @@ class ScanSummary:
     by_format: Counter = field(default_factory=Counter)
     by_reason: Counter = field(default_factory=Counter)
     warnings: int = 0
+    warning_lines: list = field(default_factory=list)
+
+    # The summary shows the warnings of the first few files; the manifest's `warnings` field has all.
+    SHOW_WARNINGS = 5
 
     def add(self, record: dict) -> None:
         if record["status"] == "ok":
             self.ok += 1
             self.by_format[record["format"]] += 1
-            self.warnings += bool(record.get("warnings"))
+            if record.get("warnings"):
+                self.warnings += 1
+                if self.warnings <= self.SHOW_WARNINGS:
+                    path = record["path"]
+                    self.warning_lines += [m if m.startswith(path) else f"{path}: {m}"
+                                           for m in record["warnings"]]
         else:
             self.rejected += 1
             self.by_format[f"{record['format'] or 'unknown'} (rejected)"] += 1
@@ -73,6 +82,10 @@ class ScanSummary:
             lines.append("  by format: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_format.items())))
         for reason, n in self.by_reason.most_common():
             lines.append(f"  rejected {n:5d} x {reason}")
+        lines += [f"  warning  {line}" for line in self.warning_lines]
+        if self.warnings > self.SHOW_WARNINGS:
+            lines.append(f"  ... {self.warnings - self.SHOW_WARNINGS} more files with warnings "
+                         f"(the manifest's `warnings` field lists them)")
         return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..jsonable import jsonable
+from .lightning_notices import quiet_lightning
 from .recipe import RecipeError, dump_recipe
 
 CKPT_DIR = "checkpoints"
@@ -330,11 +331,12 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     if resume and not ckpt.is_file():
         raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
     dump_recipe(recipe, run_dir / "config.yaml")
-    dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume, datamodule=datamodule)
-    (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
-    start = time.monotonic()
-    trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
-    trainer.save_checkpoint(str(ckpt), weights_only=False)  # full state (optimizer, loops) so runs resume
+    with quiet_lightning():
+        dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume, datamodule=datamodule)
+        (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
+        start = time.monotonic()
+        trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+        trainer.save_checkpoint(str(ckpt), weights_only=False)  # full state (optimizer, loops) so runs resume
     card_facts = method.card_facts()
     facts["final"] = jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
                                 "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),

@@ -93,3 +93,39 @@ def test_collate_refuses_mixed_shapes():
         collate_samples([a, b])
     batch = collate_samples([dict(a, label=1), dict(a, label=0)])
     assert batch["label"].tolist() == [1, 0] and batch["image"].dtype == torch.float32
+
+
+def test_open_record_repeats_no_warning_the_scan_recorded(monkeypatch):
+    # Statistics, training and pictures each reopen a file: what the scan already reported
+    # (record["warnings"]) is not raised again, a new warning still is.
+    import warnings
+
+    from domainssl.data import dataset as dataset_mod
+
+    def fake_open(path, series=None, level=0):
+        warnings.warn(f"{path}: uneven slice spacing", UserWarning)
+        warnings.warn(f"{path}: something new", UserWarning)
+        return "image"
+
+    monkeypatch.setattr(dataset_mod, "open_image", fake_open)
+    record = {"path": "/a/ct", "warnings": ["/a/ct: uneven slice spacing"]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dataset_mod.open_record(record) == "image"
+    assert [str(w.message) for w in caught] == ["/a/ct: something new"]
+    assert caught[0].filename == __file__  # points at the caller, not at open_record
+
+
+def test_reading_the_real_ct_series_repeats_no_scan_warning(shared_data, tmp_path):
+    import warnings
+
+    from domainssl.data.dataset import open_record
+    from domainssl.io.scan import read_manifest, scan_archive
+
+    scan_archive(shared_data / "dicom" / "ct_head_series_ge", tmp_path / "m.jsonl", jobs=0)
+    (record,) = read_manifest(tmp_path / "m.jsonl")
+    assert len(record["warnings"]) == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = open_record(record)
+    assert caught == [] and image.shape[-3:] == tuple(record["shape"][-3:])

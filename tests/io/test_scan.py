@@ -132,3 +132,26 @@ def test_gc_resource_warnings_of_other_objects_stay_out_of_the_record(demo_archi
     rec = scan_mod._open_and_describe(lambda: (warnings.warn("x", ResourceWarning), open_image(tile))[1],
                                       tile, "geotiff")
     assert rec["status"] == "ok" and "warnings" not in rec
+
+
+def test_summary_shows_the_warnings_of_the_first_files():
+    summary = scan_mod.ScanSummary()
+    ok = {"status": "ok", "format": "dicom"}
+    summary.add({**ok, "path": "/a/ct1", "warnings": ["/a/ct1: uneven slice spacing", "gantry tilt 18.5°"]})
+    summary.add({**ok, "path": "/a/ct2"})
+    for i in range(3, 3 + scan_mod.ScanSummary.SHOW_WARNINGS + 2):
+        summary.add({**ok, "path": f"/a/ct{i}", "warnings": [f"warning of ct{i}"]})
+    lines = str(summary).splitlines()
+    warned = [line for line in lines if line.startswith("  warning  ")]
+    # a message that names its file is shown as is, one that does not gets the path in front
+    assert warned[:2] == ["  warning  /a/ct1: uneven slice spacing", "  warning  /a/ct1: gantry tilt 18.5°"]
+    assert warned[2:] == [f"  warning  /a/ct{i}: warning of ct{i}" for i in range(3, 7)]
+    assert summary.warnings == 8 and "8 usable with warnings" in lines[0]
+    assert lines[-1].startswith("  ... 3 more files with warnings")
+
+
+def test_scan_summary_names_the_real_ct_series_geometry_warnings(shared_data, tmp_path):
+    summary = scan_archive(shared_data / "dicom" / "ct_head_series_ge", tmp_path / "m.jsonl", jobs=0)
+    text = str(summary)
+    assert summary.warnings == 1
+    assert "uneven slice spacing" in text and "gantry tilt" in text
