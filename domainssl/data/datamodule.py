@@ -53,6 +53,19 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
     return kept, dict(dropped)
 
 
+def left_out_message(kept: list[dict], dropped: dict) -> str:
+    """One message for what `select_consistent` left out: what is kept, each reason with its
+    count, and the settings that choose other images."""
+    total = sum(dropped.values())
+    head = f"data: {total} usable image(s) left out, {len(kept)} kept"
+    if kept:
+        head += f" (axes {kept[0]['axes']}, channels {list(kept[0]['channel_names'])})"
+    lines = [head + ":"] + [f"  {n:5d} x {reason}" for reason, n in dropped.items()]
+    lines.append("  one encoder takes one kind of image: to train on the others, point data.root at "
+                 "them or set data.channels / data.spatial_dims / data.formats")
+    return "\n".join(lines)
+
+
 class PatchDataModule(L.LightningDataModule):
     """Patches from an archive for SSL pretraining.
 
@@ -133,8 +146,8 @@ class PatchDataModule(L.LightningDataModule):
         self.rejected = len(all_records) - len(ok)
         self.records, self.dropped = select_consistent(ok, self.channels, self.spatial_dims_filter,
                                                        self.formats)
-        for reason, n in self.dropped.items():
-            warnings.warn(f"data: {n} image(s) left out: {reason}", stacklevel=2)
+        if self.dropped:
+            warnings.warn(left_out_message(self.records, self.dropped), stacklevel=2)
         if not self.records:
             raise ValueError(f"{manifest}: no usable image matches the data settings "
                              f"(rejected by scan: {self.rejected}, left out: {self.dropped})")

@@ -11,8 +11,14 @@ from domainssl.data.datamodule import PatchDataModule, select_consistent
 def test_datamodule_on_mixed_archive(demo_archive, tmp_path):
     dm = PatchDataModule(root=demo_archive["root"], patch_size=[32, 32], batch_size=8,
                          patches_per_image=2, work_dir=str(tmp_path), scan_jobs=0, stats_patches=16)
-    with pytest.warns(UserWarning, match="left out"):
+    with pytest.warns(UserWarning, match="left out") as said:
         dm.setup()
+    # one message: what is kept, each reason counted, and how to choose other images
+    (left_out,) = [str(w.message) for w in said if "left out" in str(w.message)]
+    lines = left_out.splitlines()
+    assert lines[0].startswith("data: ") and "24 kept (axes CYX, channels ['B02', 'B03', 'B04', 'B08'])" in lines[0]
+    assert sum(int(line.split(" x ")[0]) for line in lines[1:-1]) == int(lines[0].split()[1])
+    assert "data.channels" in lines[-1]
     # the 2D 4-band tiles are the majority; DICOM/NIfTI/OME-Zarr are left out, not mixed in
     assert dm.channel_names == ["B02", "B03", "B04", "B08"] and dm.spatial_dims == 2
     assert dm.summary()["n_images"] == 24 and dm.summary()["n_rejected_by_scan"] == 1
