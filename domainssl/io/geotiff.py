@@ -186,6 +186,11 @@ def _same_grid(a: _FileInfo, b: _FileInfo) -> bool:
             and a.transform.almost_equals(b.transform, precision=1e-6 * max(abs(a.transform.a), 1e-12)))
 
 
+def _pixel_area(f: _FileInfo) -> float:
+    a, b, _, d, e, _ = tuple(f.transform)[:6]
+    return abs(a * e - b * d)
+
+
 def _grid_text(f: _FileInfo) -> str:
     (sy, sx), (u, _) = _spacing_units(f.crs, f.transform)
     return f"{Path(f.path).name}: {f.height}×{f.width} px at {sx:g}×{sy:g} {u}, {_crs_string(f.crs)}"
@@ -198,19 +203,25 @@ class GeoTiffImage(LazyImage):
     `read_mask(region)` marks nodata, NaN in float bands (declared nodata or not) and GDAL
     mask/alpha bands as invalid.
     With scale/offset, nodata pixels keep their scaled stored value in `read`: use the mask.
+    A stack's grid is its first file's (`grid="first"`) or its finest file's (`"finest"`, as a
+    band folder opens: `band_folder.open_band_folder`); `channel_names` replaces the names read
+    from the files and `name` the image's path (default the first file).
     """
 
     format = "geotiff"
 
-    def __init__(self, paths: Sequence[str], level: int = 0, resample: str | None = None):
+    def __init__(self, paths: Sequence[str], level: int = 0, resample: str | None = None,
+                 grid: str = "first", channel_names: Sequence[str] | None = None, name: str | None = None):
         paths = [str(p) for p in paths]
         if not paths:
             raise ImageReadError("<empty list>", "no GeoTIFF files given")
         if resample is not None and resample not in _RESAMPLING:
             raise ImageReadError(paths[0], f"resample={resample!r} is not one of {_RESAMPLING}")
+        if grid not in ("first", "finest"):
+            raise ImageReadError(paths[0], f"grid={grid!r}: expected 'first' or 'finest'")
         infos = [_read_info(p, level) for p in paths]
-        ref = infos[0]
-        for info in infos[1:]:
+        ref = infos[0] if grid == "first" else min(infos, key=_pixel_area)
+        for info in infos:
             if not _same_grid(ref, info) and resample is None:
                 raise ImageReadError(info.path, "files to stack are on different grids ("
                                      f"{_grid_text(ref)}; {_grid_text(info)}); pass "
@@ -243,14 +254,16 @@ class GeoTiffImage(LazyImage):
         self._last: tuple | None = None  # (bounds, nodata mask) of the last read
         self._pending_raw: tuple | None = None  # (bounds, stored values) of the last mask read
 
-        names = self._channel_names(infos)
+        names = list(channel_names) if channel_names is not None else self._channel_names(infos)
+        if len(names) != len(self._band_map):
+            raise ImageReadError(paths[0], f"{len(names)} channel names for {len(self._band_map)} bands")
         spacing, units = _spacing_units(ref.crs, ref.transform)
         meta: dict[str, Any] = {
             "crs": _crs_string(ref.crs),
             "transform": [float(v) for v in tuple(ref.transform)[:6]],
             "nodata": self._nodata[0] if len(set(map(repr, self._nodata))) == 1 else list(self._nodata),
             "level": level,
-            "levels": 1 + len(ref.overviews),
+            "levels": 1 + min(len(i.overviews) for i in infos),  # a stack has the levels all files have
             "overviews": list(ref.overviews),
             "files": list(paths),
             "block_shape": list(ref.block_shape) if ref.block_shape else None,
@@ -266,8 +279,8 @@ class GeoTiffImage(LazyImage):
         if resample is not None:
             meta["resample"] = resample
         dtype = np.float32 if self._apply_scale else self._raw_dtype
-        # a stack is named by its first file; meta["files"] lists them all
-        super().__init__(paths[0],
+        # a stack is named by `name` (a band folder) or its first file; meta["files"] lists them all
+        super().__init__(name or paths[0],
                          (len(self._band_map), ref.height, ref.width), "CYX", spacing, units,
                          names, dtype, meta)
         self._ref = ref

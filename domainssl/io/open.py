@@ -86,7 +86,10 @@ def detect_format(path) -> str | None:
     if name.endswith(PLAIN_SUFFIXES):
         return "plain"
     if not is_url(path) and os.path.isdir(path):
-        return "dicom"  # a folder that is not zarr: a DICOM series folder
+        from .band_folder import is_band_folder
+
+        # a folder that is not zarr: one GeoTIFF per band of a scene, else a DICOM series folder
+        return "geotiff" if is_band_folder(path) else "dicom"
     if looks_like_dicom(path):
         return "dicom"
     return None
@@ -96,9 +99,10 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
     """Open an image lazily: headers only, pixels on `read(region)`.
 
     Args:
-        path: a file, a DICOM series folder, an OME-Zarr folder or URL, or a list of
-            files (DICOM slices of one series, or single-band GeoTIFFs to stack as
-            bands in list order).
+        path: a file, a DICOM series folder, an OME-Zarr folder or URL, a band folder (one
+            GeoTIFF per band of a scene, e.g. Sentinel-2 B01.tif..B12.tif: one image on the
+            finest band's grid, see `band_folder`), or a list of files (DICOM slices of one
+            series, or single-band GeoTIFFs to stack as bands in list order).
         series: DICOM SeriesInstanceUID when a folder holds several series; for
             multi-series TIFF/OME files, the series index as a string or int.
         level: pyramid level for OME-Zarr / OME-TIFF / COG overviews (0 = full resolution).
@@ -127,6 +131,10 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
 
         return open_nifti(path, **kwargs)
     if fmt == "geotiff":
+        if paths is None and not is_url(path) and os.path.isdir(path):
+            from .band_folder import open_band_folder
+
+            return open_band_folder(path, level=level, **kwargs)
         from .geotiff import open_geotiff
 
         return open_geotiff(paths if paths is not None else path, level=level, **kwargs)

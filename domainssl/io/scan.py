@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..jsonable import jsonable
+from .band_folder import band_name, is_band_folder
 from .errors import ImageReadError
 from .open import (DICOM_SUFFIXES, NIFTI_SUFFIXES, PLAIN_SUFFIXES, TIFF_SUFFIXES, looks_like_dicom,
                    looks_like_zarr)
@@ -29,7 +30,7 @@ from .open import (DICOM_SUFFIXES, NIFTI_SUFFIXES, PLAIN_SUFFIXES, TIFF_SUFFIXES
 # Files that sit beside images and are not images: not scanned, counted as "ignored".
 SIDECAR_SUFFIXES = (".json", ".txt", ".md", ".csv", ".xml", ".html", ".htm", ".yaml", ".yml",
                     ".aux.xml", ".ovr", ".py", ".pdf", ".log", ".zip", ".tar", ".gz.md5", ".md5",
-                    ".sha256", ".cff", ".jsonl")
+                    ".sha256", ".cff", ".jsonl", ".rst")
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + TIFF_SUFFIXES + PLAIN_SUFFIXES
 
 MANIFEST_KEYS = ("path", "format", "status", "reason", "shape", "axes", "spacing", "units",
@@ -107,7 +108,8 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
     """Yield scan tasks for a folder tree, a single file, or a glob pattern, lazily.
 
     DICOM files are grouped per folder into one task (the worker splits them into series);
-    OME-Zarr folders are one image and are not descended into.
+    OME-Zarr folders are one image and are not descended into; the band files of a band folder
+    (one GeoTIFF per band, `band_folder`) are one image, the folder.
     """
     root = str(root)
     if any(ch in root for ch in "*?["):
@@ -133,8 +135,15 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
             yield ScanTask("image", os.path.join(dirpath, d))
         dirnames[:] = [d for d in dirnames if d not in zarrs and not d.startswith(".")]
         dicom_files = []
+        bands = set()
+        if is_band_folder(dirpath):
+            # one GeoTIFF per band of a scene: the band files are one image, the folder
+            bands = {name for name in filenames if band_name(name)}
+            yield ScanTask("image", dirpath)
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
+            if name in bands:
+                continue
             if _is_sidecar(name):
                 if counter:
                     counter.ignored += 1

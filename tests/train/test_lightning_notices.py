@@ -52,8 +52,10 @@ def _fit(tmp_path, quiet: bool) -> tuple[list[str], list[str]]:
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
     loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
+    levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
+        logger.setLevel(logging.INFO)  # other tests quiet lightning.pytorch to ERROR
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -64,8 +66,9 @@ def _fit(tmp_path, quiet: bool) -> tuple[list[str], list[str]]:
                 trainer.fit(_Tiny(), datamodule=_Data())
                 warnings.warn("a reader's warning", UserWarning)  # not Lightning's: still shown
     finally:
-        for logger in loggers:
+        for logger, level in zip(loggers, levels):
             logger.removeHandler(handler)
+            logger.setLevel(level)
     return [str(w.message) for w in caught], lines
 
 

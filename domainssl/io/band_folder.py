@@ -1,0 +1,105 @@
+"""Band folders: a scene stored as one single-band GeoTIFF per spectral band, read as one image.
+
+Sentinel-2 COGs (B01.tif ... B12.tif, B8A.tif next to TCI/SCL/AOT/WVP), Landsat Collection 2
+(..._SR_B4.TIF) and SAFE-style names (..._B8A_20m.tif) ship a scene this way, with bands at
+different resolutions (Sentinel-2: 10, 20 and 60 m). A folder with two or more such band files
+opens as one `(C, Y, X)` GeoTIFF stack: bands in spectral order (B08 < B8A < B09), named by
+their band ("B02", "B8A"), every band resampled on read onto the grid of the finest band.
+Files that are not bands (true colour, scene classes, aerosol, water vapour) stay images of
+their own. This module only looks at names; the stack itself is `geotiff.GeoTiffImage`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Sequence
+
+from .errors import ImageReadError
+
+BAND_SUFFIXES = (".tif", ".tiff")
+
+# A band name at the end of the file stem: "B02", "..._B8A", "..._SR_B4", "..._B8A_20m".
+_BAND_STEM = re.compile(r"(?:^|[_\-.])(B(\d{1,2})(A?))(?:_\d+m)?$", re.IGNORECASE)
+
+# Upsampling 20/60 m bands to the finest grid: bilinear (a smooth surface, no blocks).
+DEFAULT_RESAMPLE = "bilinear"
+
+
+def band_name(filename: str) -> str | None:
+    """The band a file holds, from its name ("B02.tif" -> "B02", "LC08_..._SR_B4.TIF" -> "B4",
+    "T29RKH_..._B8A_20m.tif" -> "B8A"), or None when the name is not a band's ("TCI.tif")."""
+    name = os.path.basename(filename)
+    low = name.lower()
+    if not low.endswith(BAND_SUFFIXES):
+        return None
+    stem = name[:-len(next(s for s in BAND_SUFFIXES if low.endswith(s)))]
+    match = _BAND_STEM.search(stem)
+    return match.group(1).upper() if match else None
+
+
+def _band_order(name: str) -> tuple[int, int]:
+    number, letter = re.fullmatch(r"B(\d{1,2})(A?)", name).groups()
+    return int(number), len(letter)  # B08 < B8A < B09
+
+
+def _named_bands(folder) -> list[tuple[str, str]]:
+    """(band name, path) of every band-named file directly in `folder`, in name order."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = [(band_name(name), os.path.join(folder, name)) for name in names]
+    return [(band, path) for band, path in found if band is not None and os.path.isfile(path)]
+
+
+def band_files(folder) -> list[tuple[str, str]]:
+    """(band name, path) of the band files directly in `folder`, in spectral order; empty when
+    fewer than two (one band file is just an image). Two files of one band are an error."""
+    found: dict[str, str] = {}
+    for band, path in _named_bands(folder):
+        if band in found:
+            raise ImageReadError(folder, f"two files hold band {band} ({os.path.basename(found[band])}, "
+                                 f"{os.path.basename(path)}); keep one scene per folder")
+        found[band] = path
+    if len(found) < 2:
+        return []
+    return [(band, found[band]) for band in sorted(found, key=_band_order)]
+
+
+def is_band_folder(path) -> bool:
+    """True for a folder (not a Zarr store) holding two or more band-named GeoTIFFs."""
+    return (os.path.isdir(path) and not str(path).lower().rstrip("/").endswith(".zarr")
+            and len(_named_bands(path)) >= 2)
+
+
+def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
+                     bands: Sequence[str] | None = None):
+    """Open a band folder as one lazy GeoTIFF stack (see the module docstring).
+
+    Args:
+        folder: the folder; its path is the image's path (a manifest record reopens it).
+        level: COG overview level, as for `open_geotiff` (every band file needs that level).
+        resample: rasterio resampling name used for bands not on the finest grid.
+        bands: only these bands, in this order (e.g. ["B04", "B03", "B02"]); default all.
+
+    Returns:
+        A `GeoTiffImage` of shape (n_bands, Y, X) on the finest band's grid, channel names the
+        band names, meta["files"] the band files, meta["resample"] the resampling.
+    """
+    from .geotiff import GeoTiffImage
+
+    folder = os.fspath(folder)
+    found = band_files(folder)
+    if not found:
+        raise ImageReadError(folder, "not a band folder: expected two or more single-band GeoTIFFs "
+                             "named by band (B02.tif, ..._B8A_20m.tif, ..._SR_B4.TIF)")
+    if bands is not None:
+        by_name = dict(found)
+        missing = [b for b in bands if b.upper() not in by_name]
+        if missing:
+            raise ImageReadError(folder, f"bands {missing} not in the folder (it has {list(by_name)})")
+        found = [(b.upper(), by_name[b.upper()]) for b in bands]
+    names = [band for band, _ in found]
+    return GeoTiffImage([path for _, path in found], level=level, resample=resample, grid="finest",
+                        channel_names=names, name=folder)

@@ -1,0 +1,106 @@
+"""Band folders: one GeoTIFF per band of a scene (Sentinel-2, Landsat) read as one image."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainssl.io import ImageReadError, open_image
+from domainssl.io.band_folder import band_files, band_name, is_band_folder, open_band_folder
+from domainssl.io.scan import read_manifest, scan_archive
+
+from raster_factory import write_geotiff
+
+
+@pytest.mark.parametrize("filename, band", [
+    ("B02.tif", "B02"), ("b8a.TIF", "B8A"), ("T29RKH_20200219T112111_B8A_20m.tif", "B8A"),
+    ("LC08_L2SP_042034_20200101_02_T1_SR_B4.TIF", "B4"), ("B12.tiff", "B12"),
+    ("TCI.tif", None), ("SCL.tif", None), ("B02_mask.tif", None), ("B02.jp2", None), ("AB02.tif", None),
+])
+def test_band_name(filename, band):
+    assert band_name(filename) == band
+
+
+def _scene(folder, *, extra=True):
+    """A 2-resolution scene: B02 and B04 at 10 m (8x8), B8A and B05 at 20 m (4x4), plus TCI/SCL.
+    Returns {band: array as written}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {"B02": rng.integers(1, 5000, (1, 8, 8), dtype=np.uint16),
+              "B04": rng.integers(1, 5000, (1, 8, 8), dtype=np.uint16),
+              "B8A": np.full((1, 4, 4), 3000, dtype=np.uint16),   # constant: exact after bilinear
+              "B05": np.full((1, 4, 4), 1200, dtype=np.uint16)}
+    for band, data in arrays.items():
+        write_geotiff(folder / f"{band}.tif", data, pixel=10.0 if data.shape[1] == 8 else 20.0, nodata=0)
+    if extra:
+        write_geotiff(folder / "TCI.tif", rng.integers(0, 255, (3, 8, 8), dtype=np.uint8))
+        write_geotiff(folder / "SCL.tif", np.full((1, 4, 4), 4, dtype=np.uint8), pixel=20.0)
+    return arrays
+
+
+def test_band_folder_opens_as_one_image_on_the_finest_grid(tmp_path):
+    arrays = _scene(tmp_path / "scene")
+    image = open_image(tmp_path / "scene")
+    # spectral order (B05 before B8A), named by band, finest grid (10 m), the folder as its path
+    assert image.channel_names == ["B02", "B04", "B05", "B8A"]
+    assert image.shape == (4, 8, 8) and image.spacing == (10.0, 10.0) and image.units == ("m", "m")
+    assert image.path == str(tmp_path / "scene") and image.format == "geotiff"
+    assert image.meta["resample"] == "bilinear" and len(image.meta["files"]) == 4
+    data = image.read()
+    np.testing.assert_array_equal(data[0], arrays["B02"][0])
+    np.testing.assert_array_equal(data[1], arrays["B04"][0])
+    np.testing.assert_array_equal(data[2], 1200)
+    np.testing.assert_array_equal(data[3], 3000)
+    window = image.read((slice(1, 3), slice(2, 6), slice(0, 3)))
+    np.testing.assert_array_equal(window, data[1:3, 2:6, 0:3])
+
+
+def test_band_selection_and_errors(tmp_path):
+    _scene(tmp_path / "scene", extra=False)
+    image = open_band_folder(tmp_path / "scene", bands=["b04", "B02"])
+    assert image.channel_names == ["B04", "B02"] and image.shape == (2, 8, 8)
+    with pytest.raises(ImageReadError, match=r"bands \['B11'\] not in the folder"):
+        open_band_folder(tmp_path / "scene", bands=["B11"])
+    write_geotiff(tmp_path / "scene" / "T1_B02_10m.tif", np.ones((1, 8, 8), dtype=np.uint16))
+    with pytest.raises(ImageReadError, match="two files hold band B02"):
+        open_image(tmp_path / "scene")
+    one = tmp_path / "one"
+    one.mkdir()
+    write_geotiff(one / "B02.tif", np.ones((1, 4, 4), dtype=np.uint16))
+    assert not is_band_folder(one) and band_files(one) == []  # one band file is just an image
+
+
+def test_scan_makes_one_record_of_a_band_folder(tmp_path):
+    _scene(tmp_path / "archive" / "scene")
+    summary = scan_archive(tmp_path / "archive", tmp_path / "m.jsonl", jobs=0)
+    records = {r["path"].split("archive/")[1]: r for r in read_manifest(tmp_path / "m.jsonl")}
+    # the band files are one image (the folder); true colour and scene classes stay their own
+    assert sorted(records) == ["scene", "scene/SCL.tif", "scene/TCI.tif"] and summary.ok == 3
+    stack = records["scene"]
+    assert stack["channel_names"] == ["B02", "B04", "B05", "B8A"] and stack["shape"] == [4, 8, 8]
+    from domainssl.data.dataset import open_record
+
+    assert open_record(stack).read().shape == (4, 8, 8)
+
+
+def test_real_sentinel2_cogs_match_the_derived_12_band_file(shared_data):
+    # MANIFEST: the 12 bands of the per-band COGs (100/200/600 m) on one 200 m grid
+    folder = shared_data / "geotiff" / "s2_l2a_T29RKH_20200219_cogs"
+    stack = open_image(folder)
+    derived = open_image(shared_data / "geotiff" / "s2_l2a_T29RKH_20200219_12band_200m_cog.tif")
+    assert stack.channel_names == derived.channel_names  # B01..B08, B8A, B09, B11, B12
+    assert stack.shape == (12, 1098, 1098) and stack.spacing == (100.0, 100.0)
+    # the same 20 km square: 200 px of the stack at 100 m, 100 px of the derived file at 200 m
+    a = stack.read((slice(None), slice(400, 600), slice(400, 600))).astype(np.float64)
+    b = derived.read((slice(None), slice(200, 300), slice(200, 300))).astype(np.float64)
+    np.testing.assert_allclose(a.mean(axis=(1, 2)), b.mean(axis=(1, 2)), rtol=0.005)
+    # a 100 m band is read as stored
+    import rasterio
+
+    with rasterio.open(folder / "B02.tif") as ds:
+        np.testing.assert_array_equal(a[1].astype(np.uint16), ds.read(1)[400:600, 400:600])
+    # the sentinel2_mae recipe's bands are exactly this folder's
+    from domainssl.train.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "sentinel2_mae.yaml")
+    assert recipe["data"]["channels"] == stack.channel_names
