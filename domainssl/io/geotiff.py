@@ -186,6 +186,16 @@ def _same_grid(a: _FileInfo, b: _FileInfo) -> bool:
             and a.transform.almost_equals(b.transform, precision=1e-6 * max(abs(a.transform.a), 1e-12)))
 
 
+def _scalable(ref: _FileInfo, f: _FileInfo) -> bool:
+    """True when `f` maps onto `ref`'s grid by scaling and shifting alone: one CRS, both grids
+    north-up without rotation, and no GDAL mask/alpha band (their masks would need warping)."""
+    a, b, _, d, e, _ = tuple(f.transform)[:6]
+    ra, rb, _, rd, re_, _ = tuple(ref.transform)[:6]
+    masks = any(flag in ("per_dataset", "alpha") for flags in f.mask_flags for flag in flags)
+    return (f.crs == ref.crs and b == d == rb == rd == 0 and a * ra > 0 and e * re_ > 0
+            and not masks)
+
+
 def _pixel_area(f: _FileInfo) -> float:
     a, b, _, d, e, _ = tuple(f.transform)[:6]
     return abs(a * e - b * d)
@@ -232,6 +242,10 @@ class GeoTiffImage(LazyImage):
         self._level = level
         self._resample = resample
         self._resampled = [resample is not None and not _same_grid(ref, i) for i in infos]
+        # files off the grid: a scaled window read where the grids are axis-aligned in one CRS
+        # (Sentinel-2's 20/60 m bands: 0.18 ms per 96² window vs 1.3 ms through a WarpedVRT),
+        # else warped (another CRS, rotation, or GDAL mask bands the scaled read would not scale)
+        self._scaled = [warped and _scalable(ref, info) for warped, info in zip(self._resampled, infos)]
         # per file, decided once: the direct tile reader, or None for the rasterio path
         self._tiles = [self._tile_index(i, level, warped) for i, warped in zip(infos, self._resampled)]
         # band index -> (file index, 1-based band index in that file)
@@ -338,7 +352,7 @@ class GeoTiffImage(LazyImage):
                 info = self._infos[fi]
                 with _env(**read_options(info.tiled, info.compress, info.nbytes)):
                     ds = _open_dataset(self._paths[fi], self._level)
-                if self._resampled[fi]:
+                if self._resampled[fi] and not self._scaled[fi]:
                     from rasterio.enums import Resampling
                     from rasterio.vrt import WarpedVRT
 
@@ -391,7 +405,9 @@ class GeoTiffImage(LazyImage):
                     c += n
                     continue
                 ds = self._dataset(fi)
-                if self._infos[fi].dtype == out.dtype:
+                if self._scaled[fi]:
+                    out[c - c0:c - c0 + n] = self._read_scaled(ds, fi, bands, bounds[1], bounds[2])
+                elif self._infos[fi].dtype == out.dtype:
                     # straight into the output slice (contiguous along the band axis)
                     ds.read(bands, window=window, out=out[c - c0:c - c0 + n])
                 else:  # a stack of files of mixed dtypes: rasterio's out= needs the file dtype
@@ -402,6 +418,26 @@ class GeoTiffImage(LazyImage):
                 raise ImageReadError(self._paths[fi], f"window read {window} failed ({exc})") from exc
             c += n
         return out
+
+    def _read_scaled(self, ds, fi: int, bands: list[int], ys: tuple[int, int], xs: tuple[int, int]) -> np.ndarray:
+        """Bands of file `fi` (on an axis-aligned grid of another pixel size) for the reference
+        grid's rows `ys` and columns `xs`: GDAL reads the matching fractional window of the file
+        and resamples it to the requested shape (nodata is left out of the interpolation)."""
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window
+
+        info, ref = self._infos[fi], self._ref
+        sx, sy = ref.transform.a / info.transform.a, ref.transform.e / info.transform.e
+        col = (ref.transform.c + xs[0] * ref.transform.a - info.transform.c) / info.transform.a
+        row = (ref.transform.f + ys[0] * ref.transform.e - info.transform.f) / info.transform.e
+        window = Window(col, row, (xs[1] - xs[0]) * sx, (ys[1] - ys[0]) * sy)
+        eps = 1e-6
+        inside = (col >= -eps and row >= -eps and col + window.width <= info.width + eps
+                  and row + window.height <= info.height + eps)
+        nodata = info.nodatavals[0]
+        return ds.read(bands, window=window, out_shape=(len(bands), ys[1] - ys[0], xs[1] - xs[0]),
+                       resampling=Resampling[self._resample], boundless=not inside,
+                       fill_value=None if inside or nodata is None else nodata)
 
     def _nodata_rule(self, c0: int, n: int, dtype: np.dtype):
         """(check NaN?, one value for all bands or None, [(band, value)]) for bands c0..c0+n.

@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domainssl.io import ImageReadError, open_image
-from domainssl.io.band_folder import band_files, band_name, is_band_folder, open_band_folder
-from domainssl.io.scan import read_manifest, scan_archive
+rasterio = pytest.importorskip("rasterio")
 
-from raster_factory import write_geotiff
+from domainssl.io import ImageReadError, open_image  # noqa: E402
+from domainssl.io.band_folder import band_files, band_name, is_band_folder, open_band_folder  # noqa: E402
+from domainssl.io.scan import read_manifest, scan_archive  # noqa: E402
+from raster_factory import write_geotiff  # noqa: E402
 
 
 @pytest.mark.parametrize("filename, band", [
@@ -95,7 +96,6 @@ def test_real_sentinel2_cogs_match_the_derived_12_band_file(shared_data):
     b = derived.read((slice(None), slice(200, 300), slice(200, 300))).astype(np.float64)
     np.testing.assert_allclose(a.mean(axis=(1, 2)), b.mean(axis=(1, 2)), rtol=0.005)
     # a 100 m band is read as stored
-    import rasterio
 
     with rasterio.open(folder / "B02.tif") as ds:
         np.testing.assert_array_equal(a[1].astype(np.uint16), ds.read(1)[400:600, 400:600])
@@ -104,3 +104,48 @@ def test_real_sentinel2_cogs_match_the_derived_12_band_file(shared_data):
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "sentinel2_mae.yaml")
     assert recipe["data"]["channels"] == stack.channel_names
+
+
+def _ramp_scene(folder, coarse_origin=(500000.0, 4000000.0), coarse_crs="EPSG:32633"):
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:16, 0:16]
+    write_geotiff(folder / "B02.tif", (1000 + 7 * x + 3 * y)[None].astype(np.uint16), pixel=10.0, nodata=0)
+    y, x = np.mgrid[0:8, 0:8]
+    write_geotiff(folder / "B05.tif", (2000 + 40 * x + 20 * y)[None].astype(np.uint16), pixel=20.0,
+                  nodata=0, origin=coarse_origin, crs=coarse_crs)
+
+
+def test_coarse_bands_read_by_scaled_windows_equal_the_warped_bands(tmp_path):
+    # Axis-aligned coarser bands are read as a scaled window (no WarpedVRT): same values as
+    # GDAL's warp onto the fine grid, and a window equals the same part of a full read.
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    _ramp_scene(tmp_path / "scene")
+    image = open_image(tmp_path / "scene")
+    assert image._scaled == [False, True]
+    full = image.read()
+    with rasterio.open(tmp_path / "scene" / "B02.tif") as ref, \
+            rasterio.open(tmp_path / "scene" / "B05.tif") as src, \
+            WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
+                      resampling=Resampling.bilinear) as warped:
+        np.testing.assert_array_equal(full[1], warped.read(1))
+    assert full[1, 0, 0] == 2000 and full[1, 15, 15] == 2000 + 40 * 7 + 20 * 7  # corners as stored
+    np.testing.assert_array_equal(image.read((slice(1, 2), slice(3, 9), slice(5, 12))), full[1:2, 3:9, 5:12])
+
+
+def test_a_coarse_band_that_covers_part_of_the_scene_is_nodata_elsewhere(tmp_path):
+    # B05 starts 80 m east of B02: the first 8 columns of the fine grid have no B05 data
+    _ramp_scene(tmp_path / "scene", coarse_origin=(500080.0, 4000000.0))
+    image = open_image(tmp_path / "scene")
+    assert image._scaled == [False, True]
+    data, valid = image.read(), image.read_mask()
+    assert (data[1, :, :8] == 0).all() and not valid[:, :8].any()
+    assert valid[:, 9:].all() and data[1, 0, 8] == 2000
+
+
+def test_a_band_in_another_crs_is_warped(tmp_path):
+    _ramp_scene(tmp_path / "scene", coarse_origin=(499990.0, 3600000.0), coarse_crs="EPSG:32632")
+    image = open_image(tmp_path / "scene")
+    assert image._scaled == [False, False] and image._resampled == [False, True]
+    assert image.read().shape == (2, 16, 16)
