@@ -39,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as a command-line user reads it: what happened and what to do, without the
+    source file and line that Python's default format adds (they point into our code, not at
+    the user's data). The category is named unless it is a plain UserWarning."""
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"warning{kind}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
@@ -50,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = extra
-    return int(args._module.run(args) or 0)
+    python_format, warnings.formatwarning = warnings.formatwarning, format_warning
+    try:
+        return int(args._module.run(args) or 0)
+    finally:  # main() called in-process (tests, notebooks) leaves Python's format as it was
+        warnings.formatwarning = python_format
 
 
 if __name__ == "__main__":
