@@ -66,6 +66,30 @@ def left_out_message(kept: list[dict], dropped: dict) -> str:
     return "\n".join(lines)
 
 
+def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float = 0.1) -> str | None:
+    """A message when patches sized in pixels would cover different physical extents: the images'
+    spacings (in physical units) differ by more than `tolerance` (relative). None otherwise."""
+    if patch_unit != "px" or not records:
+        return None
+    units = records[0].get("units") or []
+    if not units or any(u == "px" for u in units):
+        return None
+    scales = Counter(tuple(round(float(s), 6) for s in r["spacing"]) for r in records)
+    if len(scales) < 2:
+        return None
+    lo, hi = min(min(s) for s in scales), max(max(s) for s in scales)
+    if hi <= lo * (1 + tolerance):
+        return None
+    unit = units[0]
+    shown = ", ".join(f"{n} at {' x '.join(f'{v:g}' for v in s)} {unit}" for s, n in sorted(scales.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
+    more = "" if len(scales) <= 4 else f", {len(scales) - 4} more spacings"
+    return (f"data: patches are sized in pixels but the images' pixel spacings differ ({shown}{more}): "
+            f"one patch covers different ground/tissue extents and the encoder card's spacing (the "
+            f"median) fits not every image. To train at one scale, size patches in {unit} "
+            f"(data.patch_unit: {unit}, data.patch_size in {unit}, data.target_shape in voxels), or "
+            f"point data.root at images of one spacing")
+
+
 class PatchDataModule(L.LightningDataModule):
     """Patches from an archive for SSL pretraining.
 
@@ -148,6 +172,9 @@ class PatchDataModule(L.LightningDataModule):
                                                        self.formats)
         if self.dropped:
             warnings.warn(left_out_message(self.records, self.dropped), stacklevel=2)
+        mixed = mixed_scale_message(self.records, self.patch_unit)
+        if mixed:
+            warnings.warn(mixed, stacklevel=2)
         if not self.records:
             raise ValueError(f"{manifest}: no usable image matches the data settings "
                              f"(rejected by scan: {self.rejected}, left out: {self.dropped})")
@@ -200,7 +227,9 @@ class PatchDataModule(L.LightningDataModule):
             "patch_size": self.patch_size,
             "patch_unit": self.patch_unit,
             "target_shape": self.target_shape,
-            "value_units": sorted({str((r.get("meta") or {}).get("value_unit")) for r in self.records}),
+            # declared value units (HU, reflectance, ...); images that declare none add nothing
+            "value_units": sorted({str(u) for r in self.records
+                                   if (u := (r.get("meta") or {}).get("value_unit")) is not None}),
         }
 
     # -- loaders -----------------------------------------------------------

@@ -85,3 +85,29 @@ def test_resumed_run_continues_the_data_order(demo_archive, tmp_path):
     ckpt = next(p for p in (tmp_path / "ck").iterdir() if "6" in p.stem)
     resumed = fit(8, ckpt=str(ckpt))
     assert resumed == full[6:]
+
+
+def test_mixed_pixel_spacings_with_pixel_patches_are_reported():
+    from domainssl.data.datamodule import mixed_scale_message
+
+    rec = {"axes": "CYX", "channel_names": ["B02"], "units": ["m", "m"]}
+    same = [{**rec, "spacing": [10.0, 10.0]}, {**rec, "spacing": [10.0, 10.0]}]
+    mixed = same + [{**rec, "spacing": [20.0, 20.0]}]
+    assert mixed_scale_message(same, "px") is None
+    assert mixed_scale_message(mixed, "m") is None  # physical patches: resampled to one scale
+    assert mixed_scale_message([{**rec, "spacing": [1.0, 1.0], "units": ["px", "px"]}] * 2, "px") is None
+    assert mixed_scale_message(same + [{**rec, "spacing": [10.5, 10.5]}], "px") is None  # within 10 %
+    text = mixed_scale_message(mixed, "px")
+    assert "2 at 10 x 10 m, 1 at 20 x 20 m" in text and "data.patch_unit: m" in text
+
+
+def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
+    # the per-band COG folder (100 m grid) and the derived 12-band file (200 m) share their bands
+    bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    dm = PatchDataModule(root=str(shared_data / "geotiff"), channels=bands, patch_size=[32, 32],
+                         batch_size=2, work_dir=str(tmp_path), scan_jobs=0, stats_patches=8)
+    with pytest.warns(UserWarning) as said:
+        dm.setup()
+    texts = [str(w.message) for w in said]
+    assert any("1 at 100 x 100 m, 1 at 200 x 200 m" in t for t in texts), texts
+    assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == []
