@@ -59,12 +59,18 @@ def is_geotiff(path) -> bool:
     """True when the TIFF's first page carries GeoTIFF tags (reads the first IFD only)."""
     import tifffile
 
-    try:
-        with tifffile.TiffFile(str(path)) as tif:
-            tags = tif.pages.first.tags
-            return any(code in tags for code in GEOTIFF_TAGS)
-    except Exception as exc:  # any decoder failure is a read error with the file named
-        raise ImageReadError(path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    from .tiff import _tifffile_warnings
+
+    # tifffile logs what it finds damaged: collected here (not printed to the user's terminal)
+    # and named in the error when the first page cannot be read
+    with _tifffile_warnings() as logged:
+        try:
+            with tifffile.TiffFile(str(path)) as tif:
+                tags = tif.pages.first.tags
+                return any(code in tags for code in GEOTIFF_TAGS)
+        except Exception as exc:  # any decoder failure is a read error with the file named
+            said = f"; tifffile: {'; '.join(logged)}" if logged else ""
+            raise ImageReadError(path, f"not a readable TIFF ({type(exc).__name__}: {exc}{said})") from exc
 
 
 def detect_format(path) -> str | None:

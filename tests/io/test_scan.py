@@ -155,3 +155,14 @@ def test_scan_summary_names_the_real_ct_series_geometry_warnings(shared_data, tm
     text = str(summary)
     assert summary.warnings == 1
     assert "uneven slice spacing" in text and "gantry tilt" in text
+
+
+def test_a_truncated_tiff_is_reported_in_its_record_not_on_the_terminal(demo_archive, tmp_path, capfd):
+    # tifffile logs "invalid offset to first page" for the cut-off file: the scan names it in the
+    # record's reason; nothing reaches the user's terminal between the summary lines
+    broken = os.path.join(demo_archive["root"], "broken")
+    scan_archive(broken, tmp_path / "m.jsonl", jobs=0)
+    (rec,) = read_manifest(tmp_path / "m.jsonl", status=None)
+    assert rec["status"] == "rejected" and "not a readable TIFF" in rec["reason"]
+    assert "invalid offset" in rec["reason"]
+    assert capfd.readouterr().err == ""
