@@ -53,6 +53,11 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
     return kept, dict(dropped)
 
 
+def record_key(record: dict) -> tuple:
+    """Sort key of a manifest record: path, then DICOM series and pyramid level."""
+    return (str(record["path"]), str(record.get("series") or ""), int(record.get("level") or 0))
+
+
 def left_out_message(kept: list[dict], dropped: dict) -> str:
     """One message for what `select_consistent` left out: what is kept, each reason with its
     count, and the settings that choose other images."""
@@ -166,7 +171,9 @@ class PatchDataModule(L.LightningDataModule):
             return
         manifest = self._manifest_path()
         all_records = list(read_manifest(manifest, status=None))
-        ok = [r for r in all_records if r.get("status") == "ok"]
+        # A parallel scan writes records as they finish: sorted, the same archive gives the same
+        # dataset indices, hence the same patches, statistics and run under one seed.
+        ok = sorted((r for r in all_records if r.get("status") == "ok"), key=record_key)
         self.rejected = len(all_records) - len(ok)
         self.records, self.dropped = select_consistent(ok, self.channels, self.spatial_dims_filter,
                                                        self.formats)

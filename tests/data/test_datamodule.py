@@ -111,3 +111,20 @@ def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
     texts = [str(w.message) for w in said]
     assert any("1 at 100 x 100 m, 1 at 200 x 200 m" in t for t in texts), texts
     assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == []
+
+
+def test_manifest_order_does_not_change_the_data(demo_archive, tmp_path):
+    # a parallel scan writes records in the order they finish: the data must not depend on it
+    from domainssl.io.scan import scan_archive
+
+    scan_archive(demo_archive["tiles"], tmp_path / "m.jsonl", jobs=0)
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    (tmp_path / "r.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    dms = [PatchDataModule(manifest=str(tmp_path / name), patch_size=[32, 32], batch_size=8, stats_patches=16,
+                           work_dir=str(tmp_path / name[0])) for name in ("m.jsonl", "r.jsonl")]
+    for dm in dms:
+        dm.setup()
+    assert [r["path"] for r in dms[0].records] == [r["path"] for r in dms[1].records]
+    assert dms[0].stats["mean"] == dms[1].stats["mean"]
+    a, b = (next(iter(dm.train_dataloader()))["image"] for dm in dms)
+    assert torch.equal(a, b)
