@@ -487,7 +487,12 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown methods {unknown}; choose from {list(cases)}")
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    # Lightning's info lines (devices, tips, "fit stopped") once per row would fill the device
+    # call's output tail; rank zero logs through its own loggers, which do not inherit this level.
+    from domainssl.train.lightning_notices import RANK_ZERO_LOGGERS
+
+    for name in ("lightning.pytorch", *RANK_ZERO_LOGGERS):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
