@@ -95,6 +95,18 @@ def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float =
             f"point data.root at images of one spacing")
 
 
+def mixed_units_message(records: list[dict]) -> str | None:
+    """A message when the images' values are in different declared units (e.g. reflectance
+    next to raw digital numbers): one set of normalisation statistics would mix them."""
+    units = Counter(str((r.get("meta") or {}).get("value_unit") or "not declared") for r in records)
+    if len(units) < 2:
+        return None
+    shown = ", ".join(f"{n} {u}" for u, n in sorted(units.items(), key=lambda kv: (-kv[1], kv[0])))
+    return (f"data: the images' values are in different units ({shown}): one set of statistics "
+            f"normalises them all, so the same ground or tissue looks different by source. Train on "
+            f"images of one unit (point data.root at them), or convert the others first")
+
+
 class PatchDataModule(L.LightningDataModule):
     """Patches from an archive for SSL pretraining.
 
@@ -179,9 +191,9 @@ class PatchDataModule(L.LightningDataModule):
                                                        self.formats)
         if self.dropped:
             warnings.warn(left_out_message(self.records, self.dropped), stacklevel=2)
-        mixed = mixed_scale_message(self.records, self.patch_unit)
-        if mixed:
-            warnings.warn(mixed, stacklevel=2)
+        for mixed in (mixed_scale_message(self.records, self.patch_unit), mixed_units_message(self.records)):
+            if mixed:
+                warnings.warn(mixed, stacklevel=2)
         if not self.records:
             raise ValueError(f"{manifest}: no usable image matches the data settings "
                              f"(rejected by scan: {self.rejected}, left out: {self.dropped})")

@@ -6,13 +6,15 @@ different resolutions (Sentinel-2: 10, 20 and 60 m). A folder with two or more s
 opens as one `(C, Y, X)` GeoTIFF stack: bands in spectral order (B08 < B8A < B09), named by
 their band ("B02", "B8A"), every band resampled on read onto the grid of the finest band.
 Files that are not bands (true colour, scene classes, aerosol, water vapour) stay images of
-their own. This module only looks at names; the stack itself is `geotiff.GeoTiffImage`.
+their own. A STAC item beside the bands supplies the scale and offset the files lack (see
+`stac_band_values`). The stack itself is `geotiff.GeoTiffImage`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Sequence
 
 from .errors import ImageReadError
@@ -73,6 +75,47 @@ def is_band_folder(path) -> bool:
             and len(_named_bands(path)) >= 2)
 
 
+def stac_band_values(folder, files: Sequence[str]) -> tuple[list[dict | None] | None, dict | None]:
+    """Per band file, the value facts a STAC item in `folder` gives for it: {scale, offset,
+    unit}, from the asset whose href names the file (`raster:bands`; unit "reflectance" for
+    assets with that role). Returns (one dict or None per file, a summary of the item), or
+    (None, None) without a matching item.
+
+    Why: Sentinel-2 L2A COGs hold digital numbers; that reflectance = DN x 1e-4 + offset, with
+    offset -0.1 since processing baseline 04.00 (2022) and 0 before, is written only in the STAC
+    item. Read as DN, scenes from before and after 2022 differ by 1000 for the same ground.
+    """
+    import json
+
+    for candidate in sorted(Path(folder).glob("*.json")):
+        try:
+            item = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(item, dict) or item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
+            continue
+        by_file: dict[str, dict] = {}
+        for asset in item["assets"].values():
+            href = asset.get("href") if isinstance(asset, dict) else None
+            if not href:
+                continue
+            raster = (asset.get("raster:bands") or [{}])[0]
+            values = {k: float(raster[k]) for k in ("scale", "offset") if raster.get(k) is not None}
+            if "reflectance" in (asset.get("roles") or []):
+                values["unit"] = "reflectance"
+            elif raster.get("unit"):
+                values["unit"] = str(raster["unit"])
+            by_file.setdefault(href.split("?")[0].rsplit("/", 1)[-1], values)
+        found = [by_file.get(os.path.basename(f)) or None for f in files]
+        if any(found):
+            props = item.get("properties") or {}
+            source = {"stac_item": candidate.name, "id": item.get("id"),
+                      "datetime": props.get("datetime"),
+                      "processing_baseline": props.get("s2:processing_baseline")}
+            return found, {k: v for k, v in source.items() if v is not None}
+    return None, None
+
+
 def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
                      bands: Sequence[str] | None = None):
     """Open a band folder as one lazy GeoTIFF stack (see the module docstring).
@@ -85,7 +128,9 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
 
     Returns:
         A `GeoTiffImage` of shape (n_bands, Y, X) on the finest band's grid, channel names the
-        band names, meta["files"] the band files, meta["resample"] the resampling.
+        band names, meta["files"] the band files, meta["resample"] the resampling. With a STAC
+        item beside the bands (`stac_band_values`), its scale/offset apply where the files
+        declare none (values then float32, e.g. reflectance) and meta["source"] names the item.
     """
     from .geotiff import GeoTiffImage
 
@@ -101,5 +146,7 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
             raise ImageReadError(folder, f"bands {missing} not in the folder (it has {list(by_name)})")
         found = [(b.upper(), by_name[b.upper()]) for b in bands]
     names = [band for band, _ in found]
-    return GeoTiffImage([path for _, path in found], level=level, resample=resample, grid="finest",
-                        channel_names=names, name=folder)
+    paths = [path for _, path in found]
+    band_values, source = stac_band_values(folder, paths)
+    return GeoTiffImage(paths, level=level, resample=resample, grid="finest", channel_names=names,
+                        name=folder, band_values=band_values, source=source)

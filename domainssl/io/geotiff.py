@@ -215,13 +215,16 @@ class GeoTiffImage(LazyImage):
     With scale/offset, nodata pixels keep their scaled stored value in `read`: use the mask.
     A stack's grid is its first file's (`grid="first"`) or its finest file's (`"finest"`, as a
     band folder opens: `band_folder.open_band_folder`); `channel_names` replaces the names read
-    from the files and `name` the image's path (default the first file).
+    from the files and `name` the image's path (default the first file). `band_values` gives, per
+    band, a dict with `scale`, `offset`, `unit` used where the file declares none (e.g. from a
+    STAC item), and `source` is recorded as meta["source"].
     """
 
     format = "geotiff"
 
     def __init__(self, paths: Sequence[str], level: int = 0, resample: str | None = None,
-                 grid: str = "first", channel_names: Sequence[str] | None = None, name: str | None = None):
+                 grid: str = "first", channel_names: Sequence[str] | None = None, name: str | None = None,
+                 band_values: Sequence[dict | None] | None = None, source: dict | None = None):
         paths = [str(p) for p in paths]
         if not paths:
             raise ImageReadError("<empty list>", "no GeoTIFF files given")
@@ -254,6 +257,13 @@ class GeoTiffImage(LazyImage):
         self._nodata_rules: dict = {}
         scales = [infos[fi].scales[b - 1] for fi, b in self._band_map]
         offsets = [infos[fi].offsets[b - 1] for fi, b in self._band_map]
+        band_units = [infos[fi].band_units[b - 1] for fi, b in self._band_map]
+        # what the files do not say, a catalogue may (a STAC item's raster:bands, see band_folder)
+        for i, extra in enumerate(band_values or []):
+            if extra and scales[i] in (None, 1.0) and offsets[i] in (None, 0.0):
+                scales[i], offsets[i] = extra.get("scale", scales[i]), extra.get("offset", offsets[i])
+            if extra and not band_units[i] and extra.get("unit"):
+                band_units[i] = extra["unit"]
         self._scale = np.array([1.0 if s is None else s for s in scales], dtype=np.float64)
         self._offset = np.array([0.0 if o is None else o for o in offsets], dtype=np.float64)
         self._apply_scale = bool(np.any(self._scale != 1.0) or np.any(self._offset != 0.0))
@@ -287,7 +297,8 @@ class GeoTiffImage(LazyImage):
         if self._apply_scale:
             meta["scale"] = self._scale.tolist()
             meta["offset"] = self._offset.tolist()
-        band_units = [infos[fi].band_units[b - 1] for fi, b in self._band_map]
+        if source:
+            meta["source"] = dict(source)
         if any(band_units):
             meta["value_unit"] = band_units[0] if len(set(band_units)) == 1 else band_units
         if resample is not None:

@@ -110,7 +110,9 @@ def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
         dm.setup()
     texts = [str(w.message) for w in said]
     assert any("1 at 100 x 100 m, 1 at 200 x 200 m" in t for t in texts), texts
-    assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == []
+    # the folder's STAC item makes its bands reflectance; the derived file holds digital numbers
+    assert any("different units (1 not declared, 1 reflectance)" in t for t in texts), texts
+    assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == ["reflectance"]
 
 
 def test_manifest_order_does_not_change_the_data(demo_archive, tmp_path):
@@ -128,3 +130,11 @@ def test_manifest_order_does_not_change_the_data(demo_archive, tmp_path):
     assert dms[0].stats["mean"] == dms[1].stats["mean"]
     a, b = (next(iter(dm.train_dataloader()))["image"] for dm in dms)
     assert torch.equal(a, b)
+
+
+def test_mixed_value_units_are_reported():
+    from domainssl.data.datamodule import mixed_units_message
+
+    hu = {"meta": {"value_unit": "HU"}}
+    assert mixed_units_message([hu, hu]) is None and mixed_units_message([{}, {"meta": {}}]) is None
+    assert "(2 HU, 1 not declared)" in mixed_units_message([hu, hu, {"meta": {"value_unit": None}}])

@@ -1,5 +1,6 @@
 """Band folders: one GeoTIFF per band of a scene (Sentinel-2, Landsat) read as one image."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -92,13 +93,15 @@ def test_real_sentinel2_cogs_match_the_derived_12_band_file(shared_data):
     assert stack.channel_names == derived.channel_names  # B01..B08, B8A, B09, B11, B12
     assert stack.shape == (12, 1098, 1098) and stack.spacing == (100.0, 100.0)
     # the same 20 km square: 200 px of the stack at 100 m, 100 px of the derived file at 200 m
+    # the folder's STAC item says reflectance = DN x 1e-4 (+ 0: processing baseline 02.14)
+    assert stack.meta["value_unit"] == "reflectance" and stack.meta["source"]["processing_baseline"] == "02.14"
+    assert stack.dtype == np.float32 and derived.dtype == np.uint16
     a = stack.read((slice(None), slice(400, 600), slice(400, 600))).astype(np.float64)
-    b = derived.read((slice(None), slice(200, 300), slice(200, 300))).astype(np.float64)
+    b = derived.read((slice(None), slice(200, 300), slice(200, 300))).astype(np.float64) * 1e-4
     np.testing.assert_allclose(a.mean(axis=(1, 2)), b.mean(axis=(1, 2)), rtol=0.005)
-    # a 100 m band is read as stored
-
+    # a 100 m band is read as stored, scaled
     with rasterio.open(folder / "B02.tif") as ds:
-        np.testing.assert_array_equal(a[1].astype(np.uint16), ds.read(1)[400:600, 400:600])
+        np.testing.assert_allclose(a[1], ds.read(1)[400:600, 400:600] * 1e-4, rtol=1e-6)
     # the sentinel2_mae recipe's bands are exactly this folder's
     from domainssl.train.recipe import load_recipe
 
@@ -149,3 +152,38 @@ def test_a_band_in_another_crs_is_warped(tmp_path):
     image = open_image(tmp_path / "scene")
     assert image._scaled == [False, False] and image._resampled == [False, True]
     assert image.read().shape == (2, 16, 16)
+
+
+def _stac_item(folder, offset, hrefs=("B02.tif", "B8A.tif")):
+    assets = {name.split(".")[0].lower(): {
+        "href": f"https://example.org/tiles/{name}", "roles": ["data", "reflectance"],
+        "raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": offset}]} for name in hrefs}
+    assets["thumbnail"] = {"href": "https://example.org/tiles/preview.jpg", "roles": ["thumbnail"]}
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "S2B_T1_20230101", "assets": assets,
+            "properties": {"datetime": "2023-01-01T10:00:00Z", "s2:processing_baseline": "05.09"}}
+    (folder / "S2B_T1_20230101.json").write_text(json.dumps(item))
+
+
+def test_a_stac_item_beside_the_bands_gives_their_scale_and_offset(tmp_path):
+    # Since processing baseline 04.00 Sentinel-2 L2A reflectance is DN x 1e-4 - 0.1, and only the
+    # STAC item says so: read as DN, a 2023 scene is 1000 brighter than a 2021 one
+    arrays = _scene(tmp_path / "scene", extra=False)
+    (tmp_path / "scene" / "notes.json").write_text("[1, 2]")  # other JSON is ignored
+    _stac_item(tmp_path / "scene", offset=-0.1)
+    image = open_image(tmp_path / "scene")
+    # the item lists B02 and B8A (of B02, B04, B05, B8A): the others keep their digital numbers
+    assert image.dtype == np.float32 and image.meta["value_unit"] == ["reflectance", None, None, "reflectance"]
+    assert image.meta["source"] == {"stac_item": "S2B_T1_20230101.json", "id": "S2B_T1_20230101",
+                                    "datetime": "2023-01-01T10:00:00Z", "processing_baseline": "05.09"}
+    data = image.read()
+    np.testing.assert_allclose(data[0], arrays["B02"][0] * 1e-4 - 0.1, atol=1e-6)
+    np.testing.assert_allclose(data[3], 3000 * 1e-4 - 0.1, atol=1e-6)         # B8A, resampled
+    np.testing.assert_array_equal(data[1], arrays["B04"][0].astype(np.float32))  # not in the item
+    assert image.read_mask().all()
+
+
+def test_a_stac_item_that_names_other_files_changes_nothing(tmp_path):
+    _scene(tmp_path / "scene", extra=False)
+    _stac_item(tmp_path / "scene", offset=-0.1, hrefs=("B02.jp2",))
+    image = open_image(tmp_path / "scene")
+    assert image.dtype == np.uint16 and "source" not in image.meta and "value_unit" not in image.meta
