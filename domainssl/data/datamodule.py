@@ -53,6 +53,27 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
     return kept, dict(dropped)
 
 
+class ReportSkippedReads:
+    """Collation that also hands on the reads the dataset skipped while loading the batch, as
+    batch["read_skips"] (a list of "path: reason"; the key is absent when none was skipped), so
+    that the training process counts them (a DataLoader worker's dataset is its own copy)."""
+
+    def __init__(self, collate_fn: Callable, dataset):
+        self.collate_fn, self.dataset = collate_fn, dataset
+
+    def __getstate__(self):
+        return {"collate_fn": self.collate_fn, "dataset": None}  # a worker has its own dataset
+
+    def __call__(self, samples):
+        batch = self.collate_fn(samples)
+        info = torch.utils.data.get_worker_info()
+        dataset = info.dataset if info is not None else self.dataset
+        skipped = dataset.take_skipped() if hasattr(dataset, "take_skipped") else []
+        if skipped and isinstance(batch, dict):
+            batch["read_skips"] = skipped
+        return batch
+
+
 def record_key(record: dict) -> tuple:
     """Sort key of a manifest record: path, then DICOM series and pyramid level."""
     return (str(record["path"]), str(record.get("series") or ""), int(record.get("level") or 0))
@@ -266,7 +287,8 @@ class PatchDataModule(L.LightningDataModule):
                              f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
         self.dataset.close_all()  # no open file handle may be inherited by forked workers
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=self.collate_fn or collate_samples,
+                          num_workers=self.num_workers,
+                          collate_fn=ReportSkippedReads(self.collate_fn or collate_samples, self.dataset),
                           drop_last=True, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
 

@@ -118,6 +118,7 @@ class PatchDataset(Dataset):
         self.transform = transform
         self.max_open, self.max_retries = int(max_open), int(max_retries)
         self.read_errors = 0
+        self._skipped: list[str] = []  # "path: reason" of reads skipped since `take_skipped`
         self._open: OrderedDict = OrderedDict()
         if isinstance(sampler, GridPatchSampler):
             # Grid slots need each image's shape: taken from the manifest, not by opening files.
@@ -213,11 +214,19 @@ class PatchDataset(Dataset):
                 self.read_errors += 1
                 warnings.warn(f"skipping unreadable patch ({exc}); {self.read_errors} read errors "
                               "so far in this worker", stacklevel=3)
-                self._open.pop(slot // self.patches_per_image if self._grid is None
-                               else self._grid[slot][0], None)
+                record = slot // self.patches_per_image if self._grid is None else self._grid[slot][0]
+                self._open.pop(record, None)
+                self._skipped.append(str(exc) if self.records[record]["path"] in str(exc)
+                                     else f"{self.records[record]['path']}: {exc}")
                 if attempt >= self.max_retries:
                     raise
                 attempt += 1
+
+    def take_skipped(self) -> list[str]:
+        """The reads skipped (as "path: reason") since the last call, in this process; the
+        data module's collation hands them to the training step with the batch."""
+        skipped, self._skipped = self._skipped, []
+        return skipped
 
     def __getitem__(self, index: int):
         sample = self._load_retrying(index)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..models.layout import has_spatial_convs, to_channels_last
-from .monitors import CollapseMonitor, DeferredStats, check_finite, embedding_std, knn_accuracy
+from .monitors import CollapseMonitor, DeferredStats, ReadSkips, check_finite, embedding_std, knn_accuracy
 from .optim import fused_adamw_available
 from .schedules import WarmupCosine, cosine_schedule
 
@@ -100,6 +100,7 @@ class SSLMethod(L.LightningModule):
         self.last_loss: float | None = None
         self.last_knn: float | None = None
         self.skipped_steps = 0
+        self.read_skips = ReadSkips()
         self._fused_optimizer = False
         self._found_inf: torch.Tensor | None = None
         self._deferred: list[tuple[DeferredStats, bool]] = []
@@ -221,6 +222,7 @@ class SSLMethod(L.LightningModule):
         return batch
 
     def training_step(self, batch: dict, batch_idx: int):
+        self.read_skips.add(batch.get("read_skips"))
         views = batch["views"]
         loss, emb = self.compute_loss(views)
         step = self.global_step
@@ -318,6 +320,7 @@ class SSLMethod(L.LightningModule):
             "collapse_warnings": self.collapse.tripped,
             "knn_acc": self.last_knn,
             "skipped_steps": self.skipped_steps,
+            "read_skips": self.read_skips.facts(),
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -325,10 +328,11 @@ class SSLMethod(L.LightningModule):
         checkpoint["domainssl_monitors"] = {
             "last_loss": self.last_loss, "last_knn": self.last_knn,
             "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,
-            "collapse_warnings": self.collapse.tripped}
+            "collapse_warnings": self.collapse.tripped, "read_skips": self.read_skips.facts()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         m = checkpoint.get("domainssl_monitors") or {}
         self.last_loss, self.last_knn = m.get("last_loss"), m.get("last_knn")
         self.skipped_steps = int(m.get("skipped_steps") or 0)
+        self.read_skips = ReadSkips.from_facts(m.get("read_skips"))
         self.collapse.last, self.collapse.tripped = m.get("emb_std"), int(m.get("collapse_warnings") or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,30 @@ def embedding_std(z: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"embedding_std needs (B>=2, D) embeddings, got {tuple(z.shape)}")
     z = F.normalize(z.float(), dim=1)
     return z.std(dim=0).mean() * math.sqrt(z.shape[1])
+
+
+class ReadSkips:
+    """Patch reads the data loader skipped (an unreadable file: the next slot was read instead),
+    counted over the run for the run facts and the encoder card. `examples` keeps the first few
+    distinct "path: reason" lines."""
+
+    MAX_EXAMPLES = 5
+
+    def __init__(self, count: int = 0, examples: Sequence[str] = ()) -> None:
+        self.count, self.examples = int(count), list(examples)
+
+    def add(self, skipped: Sequence[str] | None) -> None:
+        for line in skipped or ():
+            self.count += 1
+            if len(self.examples) < self.MAX_EXAMPLES and line not in self.examples:
+                self.examples.append(line)
+
+    def facts(self) -> dict:
+        return {"count": self.count, "examples": list(self.examples)}
+
+    @classmethod
+    def from_facts(cls, facts: dict | None) -> "ReadSkips":
+        return cls(**(facts or {}))
 
 
 class CollapseMonitor:

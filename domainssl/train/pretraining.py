@@ -342,7 +342,8 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
                                 "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),
                                 "knn_acc": card_facts.get("knn_acc"),
                                 "collapse_warnings": card_facts.get("collapse_warnings"),
-                                "skipped_steps": card_facts.get("skipped_steps")})
+                                "skipped_steps": card_facts.get("skipped_steps"),
+                                "read_skips": card_facts.get("read_skips")})
     (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
     facts["pictures"] = [str(p) for p in write_pictures(run_dir, dm, method, recipe)]
     (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")

@@ -50,7 +50,8 @@ def export_run(run_or_ckpt, out_dir) -> Path:
                "loss": cf.get("last_loss") if cf.get("last_loss") is not None else final.get("loss"),
                "emb_std": cf.get("emb_std") if cf.get("emb_std") is not None else final.get("emb_std"),
                "knn_acc": cf.get("knn_acc"), "collapse_warnings": cf.get("collapse_warnings"),
-               "skipped_steps": cf.get("skipped_steps"), "checkpoint": str(ckpt)}
+               "skipped_steps": cf.get("skipped_steps"),
+               "read_skips": final.get("read_skips") or cf.get("read_skips"), "checkpoint": str(ckpt)}
     data = dict(facts.get("data") or {})
     data["views"] = facts.get("views")
     data["recipe"] = facts.get("recipe_name")
