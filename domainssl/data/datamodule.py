@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -93,21 +94,21 @@ def left_out_message(kept: list[dict], dropped: dict) -> str:
 
 
 def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float = 0.1) -> str | None:
-    """A message when patches sized in pixels would cover different physical extents: the images'
-    spacings (in physical units) differ by more than `tolerance` (relative). None otherwise."""
+    """A message when patches sized in pixels would cover different physical extents: along
+    some axis the images' spacings (all in one physical unit) differ by more than `tolerance`
+    (relative). None otherwise (physical patch sizes, pixel units, or mixed units)."""
     if patch_unit != "px" or not records:
         return None
-    units = records[0].get("units") or []
-    if not units or any(u == "px" for u in units):
+    units = {tuple(r.get("units") or ()) for r in records}
+    if len(units) != 1 or not next(iter(units)) or "px" in next(iter(units)):
         return None
-    scales = Counter(tuple(round(float(s), 6) for s in r["spacing"]) for r in records)
-    if len(scales) < 2:
+    spacings = np.array([[float(v) for v in r["spacing"]] for r in records])
+    if not (spacings.max(axis=0) > spacings.min(axis=0) * (1 + tolerance)).any():
         return None
-    lo, hi = min(min(s) for s in scales), max(max(s) for s in scales)
-    if hi <= lo * (1 + tolerance):
-        return None
-    unit = units[0]
-    shown = ", ".join(f"{n} at {' x '.join(f'{v:g}' for v in s)} {unit}" for s, n in sorted(scales.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
+    unit = next(iter(units))[0]
+    scales = Counter(tuple(float(f"{v:.4g}") for v in row) for row in spacings)
+    shown = ", ".join(f"{n} at {' x '.join(f'{v:g}' for v in sp)} {unit}"
+                      for sp, n in sorted(scales.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
     more = "" if len(scales) <= 4 else f", {len(scales) - 4} more spacings"
     return (f"data: patches are sized in pixels but the images' pixel spacings differ ({shown}{more}): "
             f"one patch covers different ground/tissue extents and the encoder card's spacing (the "

@@ -72,6 +72,8 @@ def open_record(record: dict) -> LazyImage:
     summary) are not raised again: statistics, training and pictures each reopen a file, and a
     geometry warning per file per pass would bury the messages that are new."""
     known = set(record.get("warnings") or ())
+    if not known:  # catch_warnings resets Python's once-per-location registries: only when needed
+        return open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         image = open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
@@ -206,21 +208,27 @@ class PatchDataset(Dataset):
         epoch, item = divmod(int(index), EPOCH_STRIDE)
         n = len(self)
         attempt = 0
+        first_failure = None
         while True:
             slot = (item + attempt) % n
             try:
-                return self._load(epoch, slot, row)
+                sample = self._load(epoch, slot, row)
             except (ImageReadError, OSError) as exc:
                 self.read_errors += 1
                 warnings.warn(f"skipping unreadable patch ({exc}); {self.read_errors} read errors "
                               "so far in this worker", stacklevel=3)
                 record = slot // self.patches_per_image if self._grid is None else self._grid[slot][0]
                 self._open.pop(record, None)
-                self._skipped.append(str(exc) if self.records[record]["path"] in str(exc)
-                                     else f"{self.records[record]['path']}: {exc}")
+                if first_failure is None:
+                    path = self.records[record]["path"]
+                    first_failure = str(exc) if path in str(exc) else f"{path}: {exc}"
                 if attempt >= self.max_retries:
                     raise
                 attempt += 1
+                continue
+            if first_failure is not None:  # one patch replaced, however many slots were tried
+                self._skipped.append(first_failure)
+            return sample
 
     def take_skipped(self) -> list[str]:
         """The reads skipped (as "path: reason") since the last call, in this process; the

@@ -4,7 +4,9 @@ Sentinel-2 COGs (B01.tif ... B12.tif, B8A.tif next to TCI/SCL/AOT/WVP), Landsat 
 (..._SR_B4.TIF) and SAFE-style names (..._B8A_20m.tif) ship a scene this way, with bands at
 different resolutions (Sentinel-2: 10, 20 and 60 m). A folder with two or more such band files
 opens as one `(C, Y, X)` GeoTIFF stack: bands in spectral order (B08 < B8A < B09), named by
-their band ("B02", "B8A"), every band resampled on read onto the grid of the finest band.
+their band ("B02", "B8A"), every band resampled on read onto the grid of the finest band. A
+folder with two files of one band (several scenes) or band-named files that are not GeoTIFFs
+(a well plate's B01.tif) is not a band folder: its files stay images of their own.
 Files that are not bands (true colour, scene classes, aerosol, water vapour) stay images of
 their own. A STAC item beside the bands supplies the scale and offset the files lack (see
 `stac_band_values`). The stack itself is `geotiff.GeoTiffImage`.
@@ -21,8 +23,9 @@ from .errors import ImageReadError
 
 BAND_SUFFIXES = (".tif", ".tiff")
 
-# A band name at the end of the file stem: "B02", "..._B8A", "..._SR_B4", "..._B8A_20m".
-_BAND_STEM = re.compile(r"(?:^|[_\-.])(B(\d{1,2})(A?))(?:_\d+m)?$", re.IGNORECASE)
+# A band name at the end of the file stem: "B02", "..._B8A", "..._SR_B4", "..._B8A_20m"; bands
+# 1-12 (Sentinel-2 B01-B12 and B8A, Landsat B1-B11), so "..._b0" (a diffusion b-value) is not one.
+_BAND_STEM = re.compile(r"(?:^|[_\-.])(B(0?[1-9]|1[0-2])(A?))(?:_\d+m)?$", re.IGNORECASE)
 
 # Upsampling 20/60 m bands to the finest grid: bilinear (a smooth surface, no blocks).
 DEFAULT_RESAMPLE = "bilinear"
@@ -56,23 +59,31 @@ def _named_bands(folder) -> list[tuple[str, str]]:
 
 
 def band_files(folder) -> list[tuple[str, str]]:
-    """(band name, path) of the band files directly in `folder`, in spectral order; empty when
-    fewer than two (one band file is just an image). Two files of one band are an error."""
+    """(band name, path) of the band files directly in `folder`, in spectral order, when the
+    folder is one scene's bands: two or more band-named GeoTIFFs (georeferenced TIFFs), one file
+    per band. Otherwise empty, and the files are images of their own: a folder of several scenes
+    (two files of one band), well-plate TIFFs named B01.tif, B02.tif (not georeferenced), one band."""
+    from .open import is_geotiff
+
     found: dict[str, str] = {}
     for band, path in _named_bands(folder):
         if band in found:
-            raise ImageReadError(folder, f"two files hold band {band} ({os.path.basename(found[band])}, "
-                                 f"{os.path.basename(path)}); keep one scene per folder")
+            return []
         found[band] = path
     if len(found) < 2:
+        return []
+    try:
+        if not all(is_geotiff(path) for path in found.values()):
+            return []
+    except ImageReadError:  # an unreadable band file: scanned (and rejected) on its own
         return []
     return [(band, found[band]) for band in sorted(found, key=_band_order)]
 
 
 def is_band_folder(path) -> bool:
-    """True for a folder (not a Zarr store) holding two or more band-named GeoTIFFs."""
+    """True for a folder (not a Zarr store) holding one scene's bands (see `band_files`)."""
     return (os.path.isdir(path) and not str(path).lower().rstrip("/").endswith(".zarr")
-            and len(_named_bands(path)) >= 2)
+            and len(_named_bands(path)) >= 2 and bool(band_files(path)))
 
 
 def stac_band_values(folder, files: Sequence[str]) -> tuple[list[dict | None] | None, dict | None]:
@@ -137,8 +148,8 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
     folder = os.fspath(folder)
     found = band_files(folder)
     if not found:
-        raise ImageReadError(folder, "not a band folder: expected two or more single-band GeoTIFFs "
-                             "named by band (B02.tif, ..._B8A_20m.tif, ..._SR_B4.TIF)")
+        raise ImageReadError(folder, "not a band folder: expected two or more GeoTIFFs named by band "
+                             "(B02.tif, ..._B8A_20m.tif, ..._SR_B4.TIF), one file per band")
     if bands is not None:
         by_name = dict(found)
         missing = [b for b in bands if b.upper() not in by_name]

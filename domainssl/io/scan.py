@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..jsonable import jsonable
-from .band_folder import band_name, is_band_folder
+from .band_folder import band_files, band_name
 from .errors import ImageReadError
 from .open import (DICOM_SUFFIXES, NIFTI_SUFFIXES, PLAIN_SUFFIXES, TIFF_SUFFIXES, looks_like_dicom,
                    looks_like_zarr)
@@ -135,10 +135,10 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
             yield ScanTask("image", os.path.join(dirpath, d))
         dirnames[:] = [d for d in dirnames if d not in zarrs and not d.startswith(".")]
         dicom_files = []
-        bands = set()
-        if is_band_folder(dirpath):
-            # one GeoTIFF per band of a scene: the band files are one image, the folder
-            bands = {name for name in filenames if band_name(name)}
+        # one GeoTIFF per band of a scene: the band files are one image, the folder
+        bands = {os.path.basename(path) for _, path in band_files(dirpath)} if any(
+            band_name(name) for name in filenames) else set()
+        if bands:
             yield ScanTask("image", dirpath)
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)

@@ -74,6 +74,19 @@ def test_unreadable_file_is_skipped_and_counted(tile_records, tmp_path):
     with pytest.warns(UserWarning, match="gone.tif"):
         s = ds[0]
     assert ds.read_errors == 1 and s["source"]["path"] == tile_records[1]["path"]
+    assert len(ds.take_skipped()) == 1 and ds.take_skipped() == []
+
+
+def test_a_replaced_patch_counts_once_however_many_slots_were_tried(tile_records, tmp_path):
+    # 4 patches per image: slot 0 tries the broken image's slots 0-3, then reads image 1
+    bad = dict(tile_records[0], path=str(tmp_path / "gone.tif"))
+    ds = PatchDataset([bad] + tile_records[1:3], RandomPatchSampler([16, 16]), patches_per_image=4, seed=0)
+    with pytest.warns(UserWarning, match="gone.tif"):
+        samples = [ds[i] for i in range(4)]  # the broken image's four slots
+    assert all(s["source"]["path"] == tile_records[1]["path"] for s in samples)
+    assert ds.read_errors == 4 + 3 + 2 + 1            # tries
+    skipped = ds.take_skipped()
+    assert len(skipped) == 4 and all("gone.tif" in line for line in skipped)  # replaced patches
 
 
 def test_resample_keeps_extent_and_values():
@@ -129,3 +142,22 @@ def test_reading_the_real_ct_series_repeats_no_scan_warning(shared_data, tmp_pat
         warnings.simplefilter("always")
         image = open_record(record)
     assert caught == [] and image.shape[-3:] == tuple(record["shape"][-3:])
+
+
+def test_open_record_leaves_pythons_once_per_location_warnings_alone(tile_records, tmp_path):
+    # catching warnings around every open reset Python's "already shown" registries, so a
+    # warning meant to show once per line showed after every file opened
+    import subprocess
+    import sys
+
+    script = ("import sys, warnings\n"
+              "from domainssl.data.dataset import open_record\n"
+              f"rec = {{'path': {tile_records[0]['path']!r}}}\n"
+              "def noisy():\n"
+              "    warnings.warn('same message from the same line', UserWarning)\n"
+              "for i in range(3):\n"
+              "    noisy()\n"
+              "    open_record(rec)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("same message from the same line") == 1, proc.stderr

@@ -18,6 +18,7 @@ from raster_factory import write_geotiff  # noqa: E402
     ("B02.tif", "B02"), ("b8a.TIF", "B8A"), ("T29RKH_20200219T112111_B8A_20m.tif", "B8A"),
     ("LC08_L2SP_042034_20200101_02_T1_SR_B4.TIF", "B4"), ("B12.tiff", "B12"),
     ("TCI.tif", None), ("SCL.tif", None), ("B02_mask.tif", None), ("B02.jp2", None), ("AB02.tif", None),
+    ("LC08_L2SP_042034_20200101_02_T1_ST_B10.TIF", "B10"), ("sub-01_dwi_b0.tif", None), ("B13.tif", None),
 ])
 def test_band_name(filename, band):
     assert band_name(filename) == band
@@ -63,9 +64,6 @@ def test_band_selection_and_errors(tmp_path):
     assert image.channel_names == ["B04", "B02"] and image.shape == (2, 8, 8)
     with pytest.raises(ImageReadError, match=r"bands \['B11'\] not in the folder"):
         open_band_folder(tmp_path / "scene", bands=["B11"])
-    write_geotiff(tmp_path / "scene" / "T1_B02_10m.tif", np.ones((1, 8, 8), dtype=np.uint16))
-    with pytest.raises(ImageReadError, match="two files hold band B02"):
-        open_image(tmp_path / "scene")
     one = tmp_path / "one"
     one.mkdir()
     write_geotiff(one / "B02.tif", np.ones((1, 4, 4), dtype=np.uint16))
@@ -187,3 +185,52 @@ def test_a_stac_item_that_names_other_files_changes_nothing(tmp_path):
     _stac_item(tmp_path / "scene", offset=-0.1, hrefs=("B02.jp2",))
     image = open_image(tmp_path / "scene")
     assert image.dtype == np.uint16 and "source" not in image.meta and "value_unit" not in image.meta
+
+
+def test_folders_that_are_not_one_scene_keep_their_files_as_images(tmp_path):
+    # two scenes in one folder (two files of band B2), and a well plate's TIFFs named B01.tif,
+    # B02.tif (not georeferenced): neither is a band folder, every file is scanned on its own
+    import tifffile
+
+    scenes = tmp_path / "archive" / "scenes"
+    scenes.mkdir(parents=True)
+    for scene in ("LC08_A", "LC08_B"):
+        for band in ("B2", "B3"):
+            write_geotiff(scenes / f"{scene}_SR_{band}.TIF", np.ones((1, 8, 8), dtype=np.uint16))
+    plate = tmp_path / "archive" / "plate"
+    plate.mkdir()
+    for well in ("A01", "B01", "B02"):
+        tifffile.imwrite(plate / f"{well}.tif", np.zeros((16, 16), dtype=np.uint16))
+    assert not is_band_folder(scenes) and not is_band_folder(plate)
+    scan_archive(tmp_path / "archive", tmp_path / "m.jsonl", jobs=0)
+    records = read_manifest(tmp_path / "m.jsonl", status=None)
+    assert sorted(r["path"].split("archive/")[1] for r in records) == [
+        "plate/A01.tif", "plate/B01.tif", "plate/B02.tif", "scenes/LC08_A_SR_B2.TIF", "scenes/LC08_A_SR_B3.TIF",
+        "scenes/LC08_B_SR_B2.TIF", "scenes/LC08_B_SR_B3.TIF"]
+    assert all(r["status"] == "ok" and r["shape"][0] == 1 for r in records)
+    with pytest.raises(ImageReadError, match="not a band folder"):
+        open_band_folder(scenes)
+
+
+def test_nodata_in_a_coarse_band_keeps_its_footprint(tmp_path):
+    # a 120 m nodata hole in a 60 m band over a 10 m grid: the fine pixels whose centres lie in
+    # it are nodata (GDAL's resampled read alone would interpolate into the hole: 36 of 144)
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    write_geotiff(scene / "B02.tif", np.ones((1, 120, 120), dtype=np.uint16), pixel=10.0, nodata=0)
+    coarse = np.full((1, 20, 20), 500, dtype=np.uint16)
+    coarse[0, 8:10, 8:10] = 0
+    write_geotiff(scene / "B01.tif", coarse, pixel=60.0, nodata=0)
+    image = open_image(scene)
+    assert image.channel_names == ["B01", "B02"] and image._scaled == [True, False]
+    region = (slice(None), slice(40, 80), slice(40, 80))
+    data, valid = image.read(region), image.read_mask(region)
+    assert (data[0] == 0).sum() == 144 and (~valid).sum() == 144
+    assert (data[0, 8:20, 8:20] == 0).all()          # fine rows/cols 48..59: the hole
+    with rasterio.open(scene / "B02.tif") as ref, rasterio.open(scene / "B01.tif") as src, \
+            WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=120, height=120,
+                      resampling=Resampling.bilinear) as warped:
+        np.testing.assert_array_equal(data[0] == 0, warped.read(1)[40:80, 40:80] == 0)
