@@ -4,7 +4,8 @@ Sentinel-2 COGs (B01.tif ... B12.tif, B8A.tif next to TCI/SCL/AOT/WVP), Landsat 
 (..._SR_B4.TIF) and SAFE-style names (..._B8A_20m.tif) ship a scene this way, with bands at
 different resolutions (Sentinel-2: 10, 20 and 60 m). A folder with two or more such band files
 opens as one `(C, Y, X)` GeoTIFF stack: bands in spectral order (B08 < B8A < B09), named by
-their band ("B02", "B8A"), every band resampled on read onto the grid of the finest band. A
+their band ("B02", "B8A"), every band resampled on read onto the finest grid that two bands share
+(Sentinel-2's 10 m; Landsat's 30 m, not its lone 15 m panchromatic band). A
 folder with two files of one band (several scenes) or band-named files that are not GeoTIFFs
 (a well plate's B01.tif) is not a band folder: its files stay images of their own.
 Files that are not bands (true colour, scene classes, aerosol, water vapour) stay images of
@@ -138,7 +139,7 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
         bands: only these bands, in this order (e.g. ["B04", "B03", "B02"]); default all.
 
     Returns:
-        A `GeoTiffImage` of shape (n_bands, Y, X) on the finest band's grid, channel names the
+        A `GeoTiffImage` of shape (n_bands, Y, X) on the finest shared grid, channel names the
         band names, meta["files"] the band files, meta["resample"] the resampling. With a STAC
         item beside the bands (`stac_band_values`), its scale/offset apply where the files
         declare none (values then float32, e.g. reflectance) and meta["source"] names the item.

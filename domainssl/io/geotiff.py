@@ -201,6 +201,15 @@ def _pixel_area(f: _FileInfo) -> float:
     return abs(a * e - b * d)
 
 
+def _finest_shared(infos: list[_FileInfo]) -> _FileInfo:
+    """The file with the finest pixels that at least one other file shares (else the finest):
+    Sentinel-2's 10 m bands, not Landsat's lone 15 m panchromatic band, which would make every
+    30 m band four times its size."""
+    areas = [round(_pixel_area(i), 9) for i in infos]
+    shared = [i for i, area in zip(infos, areas) if areas.count(area) > 1]
+    return min(shared or infos, key=_pixel_area)
+
+
 def _grid_text(f: _FileInfo) -> str:
     (sy, sx), (u, _) = _spacing_units(f.crs, f.transform)
     return f"{Path(f.path).name}: {f.height}×{f.width} px at {sx:g}×{sy:g} {u}, {_crs_string(f.crs)}"
@@ -213,8 +222,8 @@ class GeoTiffImage(LazyImage):
     `read_mask(region)` marks nodata, NaN in float bands (declared nodata or not) and GDAL
     mask/alpha bands as invalid.
     With scale/offset, nodata pixels keep their scaled stored value in `read`: use the mask.
-    A stack's grid is its first file's (`grid="first"`) or its finest file's (`"finest"`, as a
-    band folder opens: `band_folder.open_band_folder`); `channel_names` replaces the names read
+    A stack's grid is its first file's (`grid="first"`) or the finest grid two files share
+    (`"finest"`, as a band folder opens: `band_folder.open_band_folder`); `channel_names` replaces the names read
     from the files and `name` the image's path (default the first file). `band_values` gives, per
     band, a dict with `scale`, `offset`, `unit` used where the file declares none (e.g. from a
     STAC item), and `source` is recorded as meta["source"].
@@ -233,7 +242,7 @@ class GeoTiffImage(LazyImage):
         if grid not in ("first", "finest"):
             raise ImageReadError(paths[0], f"grid={grid!r}: expected 'first' or 'finest'")
         infos = [_read_info(p, level) for p in paths]
-        ref = infos[0] if grid == "first" else min(infos, key=_pixel_area)
+        ref = infos[0] if grid == "first" else _finest_shared(infos)
         for info in infos:
             if not _same_grid(ref, info) and resample is None:
                 raise ImageReadError(info.path, "files to stack are on different grids ("

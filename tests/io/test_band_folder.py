@@ -234,3 +234,16 @@ def test_nodata_in_a_coarse_band_keeps_its_footprint(tmp_path):
             WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=120, height=120,
                       resampling=Resampling.bilinear) as warped:
         np.testing.assert_array_equal(data[0] == 0, warped.read(1)[40:80, 40:80] == 0)
+
+
+def test_a_lone_panchromatic_band_does_not_set_the_grid(tmp_path):
+    # Landsat Collection 2 level 1: B1-B7 at 30 m, B8 (panchromatic) alone at 15 m
+    scene = tmp_path / "LC08_L1TP"
+    scene.mkdir()
+    for band in ("B2", "B3", "B4"):
+        write_geotiff(scene / f"LC08_L1TP_042034_20200101_{band}.TIF", np.full((1, 8, 8), 7000, np.uint16), pixel=30.0)
+    write_geotiff(scene / "LC08_L1TP_042034_20200101_B8.TIF", np.full((1, 16, 16), 9000, np.uint16), pixel=15.0)
+    image = open_image(scene)
+    assert image.channel_names == ["B2", "B3", "B4", "B8"]
+    assert image.spacing == (30.0, 30.0) and image.shape == (4, 8, 8)
+    np.testing.assert_array_equal(image.read()[3], 9000)
