@@ -73,11 +73,12 @@ def band_files(folder) -> list[tuple[str, str]]:
         found[band] = path
     if len(found) < 2:
         return []
-    try:
-        if not all(is_geotiff(path) for path in found.values()):
-            return []
-    except ImageReadError:  # an unreadable band file: scanned (and rejected) on its own
-        return []
+    for path in found.values():
+        try:
+            if not is_geotiff(path):
+                return []
+        except ImageReadError:
+            continue  # unreadable: still the scene's band; opening the folder names the file
     return [(band, found[band]) for band in sorted(found, key=_band_order)]
 
 
@@ -129,7 +130,7 @@ def stac_band_values(folder, files: Sequence[str]) -> tuple[list[dict | None] | 
 
 
 def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
-                     bands: Sequence[str] | None = None):
+                     bands: Sequence[str] | None = None, found: list[tuple[str, str]] | None = None):
     """Open a band folder as one lazy GeoTIFF stack (see the module docstring).
 
     Args:
@@ -137,6 +138,7 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
         level: COG overview level, as for `open_geotiff` (every band file needs that level).
         resample: rasterio resampling name used for bands not on the finest grid.
         bands: only these bands, in this order (e.g. ["B04", "B03", "B02"]); default all.
+        found: `band_files(folder)` when the caller has it already (it reads each file's header).
 
     Returns:
         A `GeoTiffImage` of shape (n_bands, Y, X) on the finest shared grid, channel names the
@@ -147,7 +149,7 @@ def open_band_folder(folder, level: int = 0, resample: str = DEFAULT_RESAMPLE,
     from .geotiff import GeoTiffImage
 
     folder = os.fspath(folder)
-    found = band_files(folder)
+    found = band_files(folder) if found is None else found
     if not found:
         raise ImageReadError(folder, "not a band folder: expected two or more GeoTIFFs named by band "
                              "(B02.tif, ..._B8A_20m.tif, ..._SR_B4.TIF), one file per band")

@@ -188,12 +188,15 @@ def _same_grid(a: _FileInfo, b: _FileInfo) -> bool:
 
 def _scalable(ref: _FileInfo, f: _FileInfo) -> bool:
     """True when `f` maps onto `ref`'s grid by scaling and shifting alone: one CRS, both grids
-    north-up without rotation, and no GDAL mask/alpha band (their masks would need warping)."""
+    north-up without rotation, no GDAL mask/alpha band (their masks would need warping) and no
+    NaN nodata."""
     a, b, _, d, e, _ = tuple(f.transform)[:6]
     ra, rb, _, rd, re_, _ = tuple(ref.transform)[:6]
     masks = any(flag in ("per_dataset", "alpha") for flags in f.mask_flags for flag in flags)
+    # a NaN nodata spreads through GDAL's resampled read into valid neighbours: warp those files
+    nan_nodata = any(v is not None and math.isnan(v) for v in f.nodatavals)
     return (f.crs == ref.crs and b == d == rb == rd == 0 and a * ra > 0 and e * re_ > 0
-            and not masks)
+            and not masks and not nan_nodata)
 
 
 def _pixel_area(f: _FileInfo) -> float:
@@ -205,7 +208,7 @@ def _finest_shared(infos: list[_FileInfo]) -> _FileInfo:
     """The file with the finest pixels that at least one other file shares (else the finest):
     Sentinel-2's 10 m bands, not Landsat's lone 15 m panchromatic band, which would make every
     30 m band four times its size."""
-    areas = [round(_pixel_area(i), 9) for i in infos]
+    areas = [float(f"{_pixel_area(i):.6g}") for i in infos]  # 6 digits: metres or degrees alike
     shared = [i for i, area in zip(infos, areas) if areas.count(area) > 1]
     return min(shared or infos, key=_pixel_area)
 
@@ -466,16 +469,15 @@ class GeoTiffImage(LazyImage):
             # The nearest read (its tiles are in the block cache now) gives that footprint back.
             centre = ds.read(bands, window=window, out_shape=shape, resampling=Resampling.nearest,
                              boundless=not inside, fill_value=fill)
-            hole = np.isnan(centre) if isinstance(nodata, float) and math.isnan(nodata) else centre == nodata
-            out[hole] = nodata
+            out[centre == nodata] = nodata  # (NaN nodata files are warped: see _scalable)
         if not inside:
             # pixels whose centres lie outside the file hold no data (the boundless read's edge
             # rounding may give the first of them a value)
             tr = ref.transform
             cols = (tr.c + (np.arange(xs[0], xs[1]) + 0.5) * tr.a - info.transform.c) / info.transform.a
             rows = (tr.f + (np.arange(ys[0], ys[1]) + 0.5) * tr.e - info.transform.f) / info.transform.e
-            out[:, (rows < 0) | (rows > info.height), :] = 0 if nodata is None else nodata
-            out[:, :, (cols < 0) | (cols > info.width)] = 0 if nodata is None else nodata
+            out[:, (rows < 0) | (rows >= info.height), :] = 0 if nodata is None else nodata
+            out[:, :, (cols < 0) | (cols >= info.width)] = 0 if nodata is None else nodata
         return out
 
     def _nodata_rule(self, c0: int, n: int, dtype: np.dtype):

@@ -127,6 +127,13 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
         raise ImageReadError("<empty list>", "no files given")
     if not is_url(first) and not os.path.exists(first):
         raise ImageReadError(first, "no such file or folder")
+    if paths is None and "format" not in kwargs and not is_url(path) and os.path.isdir(path) \
+            and not looks_like_zarr(path):
+        from .band_folder import band_files, open_band_folder
+
+        found = band_files(path)  # read once here, not again in detect_format
+        if found:
+            return open_band_folder(path, level=level, found=found, **kwargs)
     fmt = kwargs.pop("format", None) or detect_format(path)
     if fmt == "dicom":
         from .dicom import open_dicom
@@ -140,7 +147,7 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
         if paths is None and not is_url(path) and os.path.isdir(path):
             from .band_folder import open_band_folder
 
-            return open_band_folder(path, level=level, **kwargs)
+            return open_band_folder(path, level=level, **kwargs)  # format="geotiff" given
         from .geotiff import open_geotiff
 
         return open_geotiff(paths if paths is not None else path, level=level, **kwargs)

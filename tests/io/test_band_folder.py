@@ -247,3 +247,50 @@ def test_a_lone_panchromatic_band_does_not_set_the_grid(tmp_path):
     assert image.channel_names == ["B2", "B3", "B4", "B8"]
     assert image.spacing == (30.0, 30.0) and image.shape == (4, 8, 8)
     np.testing.assert_array_equal(image.read()[3], 9000)
+
+
+def test_edge_cases_of_the_grid_and_of_nodata(tmp_path):
+    # (a) a float band with NaN nodata is warped (GDAL's resampled read spreads NaN into valid
+    # neighbours); (b) a band ending half a fine pixel short leaves the pixel centred on its edge
+    # empty; (c) in degrees, the pixel areas (~1e-10) still tell the shared grid from a pan band
+    scene = tmp_path / "a"
+    scene.mkdir()
+    write_geotiff(scene / "B02.tif", np.ones((1, 12, 12), np.float32), pixel=10.0)
+    nan_band = np.full((1, 2, 2), 0.5, np.float32)
+    nan_band[0, 0, 0] = np.nan
+    write_geotiff(scene / "B01.tif", nan_band, pixel=60.0, nodata=float("nan"))
+    image = open_image(scene)
+    assert image._scaled == [False, False] and image._resampled == [True, False]
+    valid = image.read_mask()
+    assert not valid[:6, :6].any() and valid[6:, :].all() and valid[:, 6:].all()
+
+    scene = tmp_path / "b"
+    scene.mkdir()
+    write_geotiff(scene / "B02.tif", np.ones((1, 12, 12), np.uint16), pixel=10.0, nodata=0)
+    write_geotiff(scene / "B05.tif", np.full((1, 6, 6), 500, np.uint16), pixel=20.0, nodata=0,
+                  origin=(500000.0 - 5.0, 4000000.0 + 5.0))  # ends at x = 500115: col 11's centre
+    image = open_image(scene)
+    assert image._scaled == [False, True]
+    data, valid = image.read(), image.read_mask()
+    assert (data[1, :, 11] == 0).all() and not valid[:, 11].any() and valid[:11, :11].all()
+
+    scene = tmp_path / "c"
+    scene.mkdir()
+    for band in ("B2", "B3"):
+        write_geotiff(scene / f"L_{band}.TIF", np.ones((1, 8, 8), np.uint16), crs="EPSG:4326",
+                      pixel=1.8e-5, origin=(10.0, 50.0))
+    write_geotiff(scene / "L_B8.TIF", np.ones((1, 32, 32), np.uint16), crs="EPSG:4326", pixel=4.5e-6,
+                  origin=(10.0, 50.0))
+    image = open_image(scene)
+    assert image.shape == (3, 8, 8) and image.spacing == pytest.approx((1.8e-5, 1.8e-5))
+
+
+def test_a_broken_band_rejects_the_scene_naming_the_file(tmp_path):
+    # not three one-band images the recipe would then train on: one scene, rejected with its reason
+    _scene(tmp_path / "archive" / "scene", extra=False)
+    (tmp_path / "archive" / "scene" / "B04.tif").write_bytes(b"")
+    with pytest.raises(ImageReadError, match="B04.tif"):
+        open_image(tmp_path / "archive" / "scene")
+    scan_archive(tmp_path / "archive", tmp_path / "m.jsonl", jobs=0)
+    (record,) = read_manifest(tmp_path / "m.jsonl", status=None)
+    assert record["path"].endswith("scene") and record["status"] == "rejected" and "B04.tif" in record["reason"]
