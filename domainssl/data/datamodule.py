@@ -94,14 +94,19 @@ def left_out_message(kept: list[dict], dropped: dict) -> str:
 
 
 def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float = 0.1) -> str | None:
-    """A message when patches sized in pixels would cover different physical extents: along
-    some axis the images' spacings (all in one physical unit) differ by more than `tolerance`
-    (relative). None otherwise (physical patch sizes, pixel units, or mixed units)."""
+    """A message when patches sized in pixels would cover different physical extents: the images'
+    spacings are in different units, or along some axis (in one physical unit) they differ by
+    more than `tolerance` (relative). None otherwise (physical patch sizes, or pixel units)."""
     if patch_unit != "px" or not records:
         return None
-    units = {tuple(r.get("units") or ()) for r in records}
-    if len(units) != 1 or not next(iter(units)) or "px" in next(iter(units)):
-        return None
+    units = Counter(tuple(r.get("units") or ()) for r in records)
+    if any(not u or "px" in u for u in units):
+        return None  # uncalibrated images: pixels are the only scale there is
+    if len(units) > 1:
+        shown = ", ".join(f"{n} in {'/'.join(u)}" for u, n in units.most_common())
+        return (f"data: patches are sized in pixels but the images' pixel spacings are in different "
+                f"units ({shown}), so one patch covers unrelated extents: bring the images to one "
+                f"grid unit (e.g. reproject to one CRS) or point data.root at images of one kind")
     spacings = np.array([[float(v) for v in r["spacing"]] for r in records])
     if not (spacings.max(axis=0) > spacings.min(axis=0) * (1 + tolerance)).any():
         return None

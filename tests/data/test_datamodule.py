@@ -99,15 +99,16 @@ def test_mixed_pixel_spacings_with_pixel_patches_are_reported():
     assert mixed_scale_message(same + [{**rec, "spacing": [10.5, 10.5]}], "px") is None  # within 10 %
     text = mixed_scale_message(mixed, "px")
     assert "2 at 10 x 10 m, 1 at 20 x 20 m" in text and "data.patch_unit: m" in text
-    # anisotropic volumes (3 x 0.7 mm) within 10 % per axis, float noise in spacings, or images
-    # in different units (degrees next to metres) are not a mixed scale
+    # anisotropic volumes (3 x 0.7 mm) within 10 % per axis or float noise in spacings are not a
+    # mixed scale; degrees next to metres are
     vol = {"axes": "CZYX", "channel_names": ["CT"], "units": ["mm"] * 3}
     assert mixed_scale_message([{**vol, "spacing": [3, 0.70, 0.70]}, {**vol, "spacing": [3, 0.71, 0.71]},
                                 {**vol, "spacing": [3.0000001, 0.7, 0.7]}], "px") is None
     assert "1 at 3 x 0.7 x 0.7 mm, 1 at 3 x 1.4 x 1.4 mm" in mixed_scale_message(
         [{**vol, "spacing": [3, 0.7, 0.7]}, {**vol, "spacing": [3, 1.4, 1.4]}], "px")
-    assert mixed_scale_message([{**rec, "spacing": [10.0, 10.0]},
-                                {**rec, "spacing": [1e-4, 1e-4], "units": ["deg", "deg"]}], "px") is None
+    text = mixed_scale_message([{**rec, "spacing": [10.0, 10.0]},
+                                {**rec, "spacing": [1e-4, 1e-4], "units": ["deg", "deg"]}], "px")
+    assert "different units (1 in m/m, 1 in deg/deg)" in text
 
 
 def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
