@@ -146,6 +146,9 @@ class PatchDataModule(L.LightningDataModule):
             over images of different spacing).
         batch_size / num_workers: DataLoader settings (per rank).
         patches_per_image: random patches per image per epoch.
+        shuffle_buffer: 0 shuffles all patch slots; N > 0 reads images in random order through a
+            shuffle buffer of N slots, so each is opened about once per epoch per worker (see
+            `EpochSampler`; for archives of slow-to-open images such as DICOM series).
         grid: cover every image with a grid of patches instead of random positions.
         min_valid: minimum fraction of valid (non-nodata) pixels in a patch.
         background: optional [threshold, min_fraction] rule on the first channel.
@@ -162,7 +165,7 @@ class PatchDataModule(L.LightningDataModule):
     def __init__(self, root: str | None = None, manifest: str | None = None,
                  patch_size: Sequence[float] = (64, 64), patch_unit: str = "px",
                  target_shape: Sequence[int] | None = None, batch_size: int = 32,
-                 num_workers: int = 0, patches_per_image: int = 1, grid: bool = False,
+                 num_workers: int = 0, patches_per_image: int = 1, grid: bool = False, shuffle_buffer: int = 0,
                  min_valid: float = 0.0, background: Sequence[float] | None = None,
                  channels: Sequence[str] | None = None, spatial_dims: int | None = None,
                  formats: Sequence[str] | None = None, seed: int = 0, stats: str | None = None,
@@ -176,6 +179,7 @@ class PatchDataModule(L.LightningDataModule):
         self.target_shape = list(target_shape) if target_shape else None
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.patches_per_image, self.grid = int(patches_per_image), bool(grid)
+        self.shuffle_buffer = int(shuffle_buffer)
         self.min_valid = float(min_valid)
         self.background = tuple(background) if background else None
         self.channels, self.spatial_dims_filter, self.formats = channels, spatial_dims, formats
@@ -284,7 +288,9 @@ class PatchDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         rank = trainer.global_rank if trainer is not None else None
         world = trainer.world_size if trainer is not None else None
-        sampler = EpochSampler(len(self.dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world)
+        sampler = EpochSampler(len(self.dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world,
+                               slot_images=self.dataset.slot_images() if self.shuffle_buffer else None,
+                               buffer=self.shuffle_buffer)
         done = _batches_done_in_epoch(trainer)
         if done:
             sampler.skip_once(done * self.batch_size)

@@ -134,6 +134,12 @@ class PatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self._grid) if self._grid is not None else len(self.records) * self.patches_per_image
 
+    def slot_images(self) -> np.ndarray:
+        """The image (record index) of every slot, (len(self),) int: for `EpochSampler`'s buffer."""
+        if self._grid is not None:
+            return np.array([r for r, _ in self._grid], dtype=np.int64)
+        return np.repeat(np.arange(len(self.records), dtype=np.int64), self.patches_per_image)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_open"] = OrderedDict()  # file handles never cross process boundaries
@@ -313,14 +319,25 @@ class EpochSampler(Sampler[int]):
         rank / world_size: this process's shard; default from `torch.distributed` when it is
             initialised, else (0, 1). Each rank gets `floor(n / world_size)` slots (the remainder
             is dropped so ranks stay in step and no slot is read twice).
+        slot_images / buffer: with `buffer` > 0 (and `slot_images`, the image of each slot), the
+            shuffle reads images in random order, each image's slots together, through a shuffle
+            buffer of `buffer` slots: a batch mixes the patches of about buffer / patches-per-image
+            images, and each image is opened about once per epoch per worker instead of once per
+            patch. For archives whose images are slow to open (DICOM series, .nii.gz) and more
+            than a worker keeps open; 0 (default) shuffles all slots.
 
     When training with Lightning, build the Trainer with `use_distributed_sampler=False`
     (this sampler already shards by rank) and call `set_epoch` (Lightning does).
     """
 
     def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None,
+                 slot_images: np.ndarray | None = None, buffer: int = 0):
         self.n_items, self.shuffle, self.seed = int(n_items), bool(shuffle), int(seed)
+        self.buffer = int(buffer)
+        if self.buffer > 0 and (slot_images is None or len(slot_images) != self.n_items):
+            raise ValueError("a shuffle buffer needs the image of every slot (slot_images)")
+        self.slot_images = None if slot_images is None else np.asarray(slot_images)
         if rank is None or world_size is None:
             dist = torch.distributed
             if dist.is_available() and dist.is_initialized():
@@ -345,7 +362,9 @@ class EpochSampler(Sampler[int]):
         return self.n_items // self.world_size
 
     def __iter__(self):
-        if self.shuffle:
+        if self.shuffle and self.buffer > 0:
+            order = self._buffered_order(np.random.default_rng([self.seed, self.epoch]))
+        elif self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n_items)
         else:
             order = np.arange(self.n_items)
@@ -354,6 +373,24 @@ class EpochSampler(Sampler[int]):
         self._skip = 0
         base = self.epoch * EPOCH_STRIDE
         return iter((base + int(i) for i in mine))
+
+
+    def _buffered_order(self, rng: np.random.Generator) -> np.ndarray:
+        """Images in random order, each image's slots in random order, through a shuffle buffer
+        of `self.buffer` slots (each step yields a random buffered slot and refills its place)."""
+        by_image = np.argsort(self.slot_images, kind="stable")
+        starts = np.searchsorted(self.slot_images[by_image], np.unique(self.slot_images))
+        groups = np.split(by_image, starts[1:])
+        stream = np.concatenate([rng.permutation(groups[g]) for g in rng.permutation(len(groups))])
+        size = min(self.buffer, len(stream))
+        buffer, order = list(stream[:size]), []
+        picks = rng.integers(0, size, len(stream))  # drawn up front: one random call per epoch
+        for i, incoming in enumerate(stream[size:]):
+            j = picks[i] % len(buffer)
+            order.append(buffer[j])
+            buffer[j] = incoming
+        order.extend(rng.permutation(np.asarray(buffer, dtype=np.int64)))
+        return np.asarray(order, dtype=np.int64)
 
 
 def collate_samples(samples: list[dict]) -> dict:

@@ -45,6 +45,32 @@ def test_epoch_sampler_shards_without_repeats():
     assert [i % EPOCH_STRIDE for i in again] != [i % EPOCH_STRIDE for i in shards[0]]
 
 
+def test_shuffle_buffer_keeps_each_image_together_and_every_slot_once(tile_records):
+    # 24 images x 8 patches, buffer 16: every slot once per epoch (and per rank shard), the same
+    # order for a seed and epoch, and any 16 consecutive slots touch few images (one open each)
+    ds = PatchDataset(tile_records, RandomPatchSampler([16, 16]), patches_per_image=8, seed=0)
+    images = ds.slot_images()
+    assert images.tolist() == [i // 8 for i in range(24 * 8)]
+    sampler = EpochSampler(len(ds), seed=3, slot_images=images, buffer=16)
+    sampler.set_epoch(1)
+    order = [i % EPOCH_STRIDE for i in sampler]
+    assert sorted(order) == list(range(len(ds)))
+    again = EpochSampler(len(ds), seed=3, slot_images=images, buffer=16)
+    again.set_epoch(1)
+    assert [i % EPOCH_STRIDE for i in again] == order
+    windows = [len(set(images[order[i:i + 16]])) for i in range(0, len(order) - 16, 16)]
+    globally = EpochSampler(len(ds), seed=3)
+    global_windows = [len(set(images[[i % EPOCH_STRIDE for i in globally][j:j + 16]]))
+                      for j in range(0, len(order) - 16, 16)]
+    assert max(windows) <= 10 and np.mean(windows) < 0.6 * np.mean(global_windows)
+    assert len(set(images[order[:16]])) > 1  # still a mix, not one image per batch
+    shards = [list(EpochSampler(len(ds), seed=3, rank=r, world_size=2, slot_images=images, buffer=16))
+              for r in range(2)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == len(ds) // 2
+    with pytest.raises(ValueError, match="slot_images"):
+        EpochSampler(len(ds), buffer=16)
+
+
 def test_workers_and_ranks_read_each_patch_once(tile_records):
     ds = PatchDataset(tile_records, GridPatchSampler([32, 32]), seed=0)
     assert len(ds) == 24 * 4
