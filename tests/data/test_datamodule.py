@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from domainssl.data.datamodule import PatchDataModule, select_consistent
+from domainssl.data.datamodule import PatchDataModule
 
 
 def test_datamodule_on_mixed_archive(demo_archive, tmp_path):
@@ -28,18 +28,6 @@ def test_datamodule_on_mixed_archive(demo_archive, tmp_path):
     batches = list(dm.train_dataloader())
     assert len(batches) == 48 // 8
     assert batches[0]["image"].shape == (8, 4, 32, 32) and batches[0]["image"].dtype == torch.float32
-
-
-def test_select_consistent_filters():
-    recs = [{"format": "geotiff", "axes": "CYX", "channel_names": ["a", "b"]}] * 3 + \
-           [{"format": "geotiff", "axes": "CYX", "channel_names": ["a"]}] + \
-           [{"format": "nifti", "axes": "CZYX", "channel_names": ["t1"]}]
-    kept, dropped = select_consistent(recs)
-    assert len(kept) == 3 and sum(dropped.values()) == 2
-    kept, dropped = select_consistent(recs, spatial_dims=3)
-    assert [r["format"] for r in kept] == ["nifti"]
-    kept, _ = select_consistent(recs, channels=["a"])
-    assert len(kept) == 1
 
 
 def test_too_few_patches_for_a_batch_is_explained(demo_archive, tmp_path):
@@ -87,30 +75,6 @@ def test_resumed_run_continues_the_data_order(demo_archive, tmp_path):
     assert resumed == full[6:]
 
 
-def test_mixed_pixel_spacings_with_pixel_patches_are_reported():
-    from domainssl.data.datamodule import mixed_scale_message
-
-    rec = {"axes": "CYX", "channel_names": ["B02"], "units": ["m", "m"]}
-    same = [{**rec, "spacing": [10.0, 10.0]}, {**rec, "spacing": [10.0, 10.0]}]
-    mixed = same + [{**rec, "spacing": [20.0, 20.0]}]
-    assert mixed_scale_message(same, "px") is None
-    assert mixed_scale_message(mixed, "m") is None  # physical patches: resampled to one scale
-    assert mixed_scale_message([{**rec, "spacing": [1.0, 1.0], "units": ["px", "px"]}] * 2, "px") is None
-    assert mixed_scale_message(same + [{**rec, "spacing": [10.5, 10.5]}], "px") is None  # within 10 %
-    text = mixed_scale_message(mixed, "px")
-    assert "2 at 10 x 10 m, 1 at 20 x 20 m" in text and "data.patch_unit: m" in text
-    # anisotropic volumes (3 x 0.7 mm) within 10 % per axis or float noise in spacings are not a
-    # mixed scale; degrees next to metres are
-    vol = {"axes": "CZYX", "channel_names": ["CT"], "units": ["mm"] * 3}
-    assert mixed_scale_message([{**vol, "spacing": [3, 0.70, 0.70]}, {**vol, "spacing": [3, 0.71, 0.71]},
-                                {**vol, "spacing": [3.0000001, 0.7, 0.7]}], "px") is None
-    assert "1 at 3 x 0.7 x 0.7 mm, 1 at 3 x 1.4 x 1.4 mm" in mixed_scale_message(
-        [{**vol, "spacing": [3, 0.7, 0.7]}, {**vol, "spacing": [3, 1.4, 1.4]}], "px")
-    text = mixed_scale_message([{**rec, "spacing": [10.0, 10.0]},
-                                {**rec, "spacing": [1e-4, 1e-4], "units": ["deg", "deg"]}], "px")
-    assert "different units (1 in m/m, 1 in deg/deg)" in text
-
-
 def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
     # the per-band COG folder (100 m grid) and the derived 12-band file (200 m) share their bands
     bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -140,11 +104,3 @@ def test_manifest_order_does_not_change_the_data(demo_archive, tmp_path):
     assert dms[0].stats["mean"] == dms[1].stats["mean"]
     a, b = (next(iter(dm.train_dataloader()))["image"] for dm in dms)
     assert torch.equal(a, b)
-
-
-def test_mixed_value_units_are_reported():
-    from domainssl.data.datamodule import mixed_units_message
-
-    hu = {"meta": {"value_unit": "HU"}}
-    assert mixed_units_message([hu, hu]) is None and mixed_units_message([{}, {"meta": {}}]) is None
-    assert "(2 HU, 1 not declared)" in mixed_units_message([hu, hu, {"meta": {"value_unit": None}}])

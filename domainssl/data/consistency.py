@@ -1,0 +1,101 @@
+"""Which images of a manifest can train one encoder together, and what the kept ones still mix.
+
+`select_consistent` keeps the largest group of images with equal axes and channel names (a mixed
+archive never feeds 4-band and 13-band images into one model); the messages say what was left
+out and warn about mixtures that would train an encoder on unrelated scales or value units.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+
+
+def select_consistent(records: list[dict], channels: Sequence[str] | None = None,
+                      spatial_dims: int | None = None, formats: Sequence[str] | None = None):
+    """Keep the records that can share one encoder; return (kept, {reason: count} dropped).
+
+    Filters by the requested channel names / spatial dims / formats, then keeps the largest
+    group of equal (axes, channel_names): a mixed archive never silently feeds 4-band and
+    13-band images into one model.
+    """
+    dropped: Counter = Counter()
+    kept = []
+    for rec in records:
+        if formats and rec["format"] not in formats:
+            dropped[f"format {rec['format']} not in {list(formats)}"] += 1
+        elif spatial_dims and len(rec["axes"]) - 1 != spatial_dims:
+            dropped[f"axes {rec['axes']} are not {spatial_dims}-D"] += 1
+        elif channels and list(rec["channel_names"]) != list(channels):
+            dropped[f"channels {rec['channel_names']} != {list(channels)}"] += 1
+        else:
+            kept.append(rec)
+    groups = Counter((r["axes"], tuple(r["channel_names"])) for r in kept)
+    if len(groups) > 1:
+        (axes, names), _ = groups.most_common(1)[0]
+        for (a, n), count in groups.items():
+            if (a, n) != (axes, names):
+                dropped[f"axes {a} channels {list(n)} differ from the majority {axes} {list(names)}"] += count
+        kept = [r for r in kept if (r["axes"], tuple(r["channel_names"])) == (axes, names)]
+    return kept, dict(dropped)
+
+
+def record_key(record: dict) -> tuple:
+    """Sort key of a manifest record: path, then DICOM series and pyramid level."""
+    return (str(record["path"]), str(record.get("series") or ""), int(record.get("level") or 0))
+
+
+def left_out_message(kept: list[dict], dropped: dict) -> str:
+    """One message for what `select_consistent` left out: what is kept, each reason with its
+    count, and the settings that choose other images."""
+    total = sum(dropped.values())
+    head = f"data: {total} usable image(s) left out, {len(kept)} kept"
+    if kept:
+        head += f" (axes {kept[0]['axes']}, channels {list(kept[0]['channel_names'])})"
+    lines = [head + ":"] + [f"  {n:5d} x {reason}" for reason, n in dropped.items()]
+    lines.append("  one encoder takes one kind of image: to train on the others, point data.root at "
+                 "them or set data.channels / data.spatial_dims / data.formats")
+    return "\n".join(lines)
+
+
+def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float = 0.1) -> str | None:
+    """A message when patches sized in pixels would cover different physical extents: the images'
+    spacings are in different units, or along some axis (in one physical unit) they differ by
+    more than `tolerance` (relative). None otherwise (physical patch sizes, or pixel units)."""
+    if patch_unit != "px" or not records:
+        return None
+    units = Counter(tuple(r.get("units") or ()) for r in records)
+    if any(not u or "px" in u for u in units):
+        return None  # uncalibrated images: pixels are the only scale there is
+    if len(units) > 1:
+        shown = ", ".join(f"{n} in {'/'.join(u)}" for u, n in units.most_common())
+        return (f"data: patches are sized in pixels but the images' pixel spacings are in different "
+                f"units ({shown}), so one patch covers unrelated extents: bring the images to one "
+                f"grid unit (e.g. reproject to one CRS) or point data.root at images of one kind")
+    spacings = np.array([[float(v) for v in r["spacing"]] for r in records])
+    if not (spacings.max(axis=0) > spacings.min(axis=0) * (1 + tolerance)).any():
+        return None
+    unit = next(iter(units))[0]
+    scales = Counter(tuple(float(f"{v:.4g}") for v in row) for row in spacings)
+    shown = ", ".join(f"{n} at {' x '.join(f'{v:g}' for v in sp)} {unit}"
+                      for sp, n in sorted(scales.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
+    more = "" if len(scales) <= 4 else f", {len(scales) - 4} more spacings"
+    return (f"data: patches are sized in pixels but the images' pixel spacings differ ({shown}{more}): "
+            f"one patch covers different ground/tissue extents and the encoder card's spacing (the "
+            f"median) fits not every image. To train at one scale, size patches in {unit} "
+            f"(data.patch_unit: {unit}, data.patch_size in {unit}, data.target_shape in voxels), or "
+            f"point data.root at images of one spacing")
+
+
+def mixed_units_message(records: list[dict]) -> str | None:
+    """A message when the images' values are in different declared units (e.g. reflectance
+    next to raw digital numbers): one set of normalisation statistics would mix them."""
+    units = Counter(str((r.get("meta") or {}).get("value_unit") or "not declared") for r in records)
+    if len(units) < 2:
+        return None
+    shown = ", ".join(f"{n} {u}" for u, n in sorted(units.items(), key=lambda kv: (-kv[1], kv[0])))
+    return (f"data: the images' values are in different units ({shown}): one set of statistics "
+            f"normalises them all, so the same ground or tissue looks different by source. Train on "
+            f"images of one unit (point data.root at them), or convert the others first")

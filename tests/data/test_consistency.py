@@ -1,0 +1,43 @@
+"""Which images train together (select_consistent) and the warnings about what they still mix."""
+
+from domainssl.data.consistency import mixed_scale_message, mixed_units_message, select_consistent
+
+
+def test_select_consistent_filters():
+    recs = [{"format": "geotiff", "axes": "CYX", "channel_names": ["a", "b"]}] * 3 + \
+           [{"format": "geotiff", "axes": "CYX", "channel_names": ["a"]}] + \
+           [{"format": "nifti", "axes": "CZYX", "channel_names": ["t1"]}]
+    kept, dropped = select_consistent(recs)
+    assert len(kept) == 3 and sum(dropped.values()) == 2
+    kept, dropped = select_consistent(recs, spatial_dims=3)
+    assert [r["format"] for r in kept] == ["nifti"]
+    kept, _ = select_consistent(recs, channels=["a"])
+    assert len(kept) == 1
+
+
+def test_mixed_pixel_spacings_with_pixel_patches_are_reported():
+    rec = {"axes": "CYX", "channel_names": ["B02"], "units": ["m", "m"]}
+    same = [{**rec, "spacing": [10.0, 10.0]}, {**rec, "spacing": [10.0, 10.0]}]
+    mixed = same + [{**rec, "spacing": [20.0, 20.0]}]
+    assert mixed_scale_message(same, "px") is None
+    assert mixed_scale_message(mixed, "m") is None  # physical patches: resampled to one scale
+    assert mixed_scale_message([{**rec, "spacing": [1.0, 1.0], "units": ["px", "px"]}] * 2, "px") is None
+    assert mixed_scale_message(same + [{**rec, "spacing": [10.5, 10.5]}], "px") is None  # within 10 %
+    text = mixed_scale_message(mixed, "px")
+    assert "2 at 10 x 10 m, 1 at 20 x 20 m" in text and "data.patch_unit: m" in text
+    # anisotropic volumes (3 x 0.7 mm) within 10 % per axis or float noise in spacings are not a
+    # mixed scale; degrees next to metres are
+    vol = {"axes": "CZYX", "channel_names": ["CT"], "units": ["mm"] * 3}
+    assert mixed_scale_message([{**vol, "spacing": [3, 0.70, 0.70]}, {**vol, "spacing": [3, 0.71, 0.71]},
+                                {**vol, "spacing": [3.0000001, 0.7, 0.7]}], "px") is None
+    assert "1 at 3 x 0.7 x 0.7 mm, 1 at 3 x 1.4 x 1.4 mm" in mixed_scale_message(
+        [{**vol, "spacing": [3, 0.7, 0.7]}, {**vol, "spacing": [3, 1.4, 1.4]}], "px")
+    text = mixed_scale_message([{**rec, "spacing": [10.0, 10.0]},
+                                {**rec, "spacing": [1e-4, 1e-4], "units": ["deg", "deg"]}], "px")
+    assert "different units (1 in m/m, 1 in deg/deg)" in text
+
+
+def test_mixed_value_units_are_reported():
+    hu = {"meta": {"value_unit": "HU"}}
+    assert mixed_units_message([hu, hu]) is None and mixed_units_message([{}, {"meta": {}}]) is None
+    assert "(2 HU, 1 not declared)" in mixed_units_message([hu, hu, {"meta": {"value_unit": None}}])
