@@ -11,6 +11,7 @@ not open files; images are opened lazily per worker and kept in a small LRU).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections import OrderedDict
@@ -72,10 +73,11 @@ def open_record(record: dict) -> LazyImage:
     summary) are not raised again: statistics, training and pictures each reopen a file, and a
     geometry warning per file per pass would bury the messages that are new."""
     known = set(record.get("warnings") or ())
-    if not known:  # catch_warnings resets Python's once-per-location registries: only when needed
-        return open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # catch_warnings resets Python's once-per-location registries: only for records that need it
+    catching = warnings.catch_warnings(record=True) if known else contextlib.nullcontext([])
+    with catching as caught:
+        if known:
+            warnings.simplefilter("always")
         image = open_image(record["path"], series=record.get("series"), level=record.get("level") or 0)
     for w in caught:
         if str(w.message) not in known:

@@ -85,7 +85,7 @@ def band_files(folder) -> list[tuple[str, str]]:
 def is_band_folder(path) -> bool:
     """True for a folder (not a Zarr store) holding one scene's bands (see `band_files`)."""
     return (os.path.isdir(path) and not str(path).lower().rstrip("/").endswith(".zarr")
-            and len(_named_bands(path)) >= 2 and bool(band_files(path)))
+            and bool(band_files(path)))
 
 
 def stac_band_values(folder, files: Sequence[str]) -> tuple[list[dict | None] | None, dict | None]:
