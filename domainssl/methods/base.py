@@ -9,6 +9,7 @@ Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to fl
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import lightning as L
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 
 from ..models.layout import has_spatial_convs, to_channels_last
-from .monitors import CollapseMonitor, DeferredStats, ReadSkips, check_finite, embedding_std, knn_accuracy
+from .distributed import all_gather_objects, all_reduce_max, world_size
+from .monitors import (CollapseMonitor, DeferredStats, ReadSkips, check_finite, embedding_std, knn_accuracy,
+                       reset_broken_norm_statistics)
 from .optim import fused_adamw_available
 from .schedules import WarmupCosine, cosine_schedule
 
@@ -100,9 +103,12 @@ class SSLMethod(L.LightningModule):
         self.last_loss: float | None = None
         self.last_knn: float | None = None
         self.skipped_steps = 0
-        self.read_skips = ReadSkips()
+        self.read_skips = ReadSkips()  # this rank's
+        self._run_read_skips: ReadSkips | None = None  # all ranks', set at train end
         self._fused_optimizer = False
         self._found_inf: torch.Tensor | None = None
+        self._drop_grads = False
+        self._repair_norms = False
         self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
@@ -230,7 +236,11 @@ class SSLMethod(L.LightningModule):
         watch_collapse = emb is not None and self.collapse.threshold > 0
         bs = views[0].shape[0]
         if self.hparams.nan_guard != "off" or watch_collapse:
-            stats = [loss.detach().float().reshape(())]
+            # [loss, non-finite on any rank, (collapse score)]. DDP averages gradients, so one
+            # rank's NaN reaches every rank's update: all ranks must skip the step together.
+            bad = (~torch.isfinite(loss.detach())).float().reshape(())
+            stats = [loss.detach().float().reshape(()),
+                     all_reduce_max(bad) if self.hparams.nan_guard != "off" else bad]
             if watch_collapse:
                 stats.append(embedding_std(emb.detach()))
             stats = torch.stack(stats)
@@ -240,26 +250,35 @@ class SSLMethod(L.LightningModule):
                 # the device works on; they are reported (warning, skipped_steps, last_loss) by
                 # `_settle_monitors` a step later.
                 if self.hparams.nan_guard == "skip":
-                    self._found_inf = (~torch.isfinite(stats[0])).float()
+                    self._found_inf = stats[1]
                 self._deferred.append((DeferredStats(step, stats), watch_collapse))
             # Loss and collapse score come to the host together: one device sync per step.
             elif not self._record_monitors(step, stats.tolist(), watch_collapse):
-                return None  # Lightning skips backward and the optimiser step
+                if world_size() == 1:
+                    return None  # Lightning skips backward and the optimiser step
+                # Lightning refuses None under DDP: every rank runs backward (DDP's gradient
+                # all-reduce needs them all) and the gradients are dropped before the update.
+                self._drop_grads = True
             if watch_collapse:
-                self.log("train/emb_std", stats[1], batch_size=bs)
+                self.log("train/emb_std", stats[2], batch_size=bs)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
         return loss
 
     def _record_monitors(self, step: int, values: list[float], watch_collapse: bool) -> bool:
-        """Host-side bookkeeping of one step's [loss, (collapse score)]: the NaN guard (warns,
-        counts a skipped step, or raises for 'stop'), last loss, collapse monitor. Returns
-        False for a step the guard skips."""
-        if not check_finite(values[0], step, self.hparams.nan_guard):
+        """Host-side bookkeeping of one step's [loss, non-finite on any rank, (collapse score)]:
+        the NaN guard (warns, counts a skipped step, or raises for 'stop'), last loss, collapse
+        monitor. Returns False for a step the guard skips."""
+        loss, bad = values[0], values[1] > 0
+        if bad and self.hparams.nan_guard != "off":
+            elsewhere = math.isfinite(loss)
+            check_finite(float("nan") if elsewhere else loss, step, self.hparams.nan_guard,
+                         where=" on another rank" if elsewhere else "")
             self.skipped_steps += 1
+            self._repair_norms = True  # after this step's backward, which reads the statistics
             return False
-        self.last_loss = values[0]
+        self.last_loss = loss
         if watch_collapse:
-            self.collapse.observe(values[1], step)
+            self.collapse.observe(values[2], step)
         return True
 
     def _guard_on_device(self) -> bool:
@@ -271,6 +290,11 @@ class SSLMethod(L.LightningModule):
         # Fused AdamW reads `found_inf` after the closure (forward + backward) has run.
         if self._found_inf is not None:
             optimizer.found_inf, self._found_inf = self._found_inf, None
+        if self._drop_grads:
+            # A step the guard skipped under DDP: AdamW leaves parameters without a gradient
+            # (and their moments) untouched.
+            optimizer.zero_grad(set_to_none=True)
+            self._drop_grads = False
 
     def _settle_monitors(self, wait: bool) -> None:
         """Record the deferred monitor numbers that have reached the host (all if `wait`); a
@@ -281,10 +305,19 @@ class SSLMethod(L.LightningModule):
 
     def on_train_end(self) -> None:
         self._settle_monitors(wait=True)
+        self._run_read_skips = self._read_skips_over_ranks()
+
+    def _read_skips_over_ranks(self) -> ReadSkips:
+        """The run's read skips summed over ranks (each rank's loader skips its own files).
+        A collective under DDP: call it on every rank (train end, checkpoint saves)."""
+        return ReadSkips.merged(all_gather_objects(self.read_skips))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if outputs is not None:
             self.momentum_update()
+        if self._repair_norms:
+            reset_broken_norm_statistics(self)
+            self._repair_norms = False
 
     # ----------------------------------------------------------------- online kNN monitor
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -320,7 +353,7 @@ class SSLMethod(L.LightningModule):
             "collapse_warnings": self.collapse.tripped,
             "knn_acc": self.last_knn,
             "skipped_steps": self.skipped_steps,
-            "read_skips": self.read_skips.facts(),
+            "read_skips": (self._run_read_skips or self.read_skips).facts(),
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -328,11 +361,14 @@ class SSLMethod(L.LightningModule):
         checkpoint["domainssl_monitors"] = {
             "last_loss": self.last_loss, "last_knn": self.last_knn,
             "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,
-            "collapse_warnings": self.collapse.tripped, "read_skips": self.read_skips.facts()}
+            "collapse_warnings": self.collapse.tripped,
+            "read_skips": self._read_skips_over_ranks().facts()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         m = checkpoint.get("domainssl_monitors") or {}
         self.last_loss, self.last_knn = m.get("last_loss"), m.get("last_knn")
         self.skipped_steps = int(m.get("skipped_steps") or 0)
-        self.read_skips = ReadSkips.from_facts(m.get("read_skips"))
+        # The saved count is the sum over ranks: one rank carries it on, or resuming would count
+        # it once per rank.
+        self.read_skips = ReadSkips.from_facts(m.get("read_skips") if self.global_rank == 0 else None)
         self.collapse.last, self.collapse.tripped = m.get("emb_std"), int(m.get("collapse_warnings") or 0)

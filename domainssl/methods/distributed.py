@@ -51,3 +51,25 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
 
         dist.all_reduce(x)
     return x
+
+
+@torch.no_grad()
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of `x` over ranks (in place when distributed), returned for chaining.
+    A device tensor stays on the device: no host synchronisation."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
+
+
+def all_gather_objects(obj):
+    """[obj of rank 0, obj of rank 1, ...] (picklable objects; [obj] in a single process)."""
+    if world_size() == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -132,8 +132,11 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor) -> None:
-        """center <- m * center + (1 - m) * mean of teacher outputs over this batch on all ranks."""
+        """center <- m * center + (1 - m) * mean of teacher outputs over this batch on all ranks.
+        A batch with NaN/Inf outputs leaves the centre unchanged (on the device, no host sync):
+        the NaN guard skips that step, and a NaN centre would make every later loss NaN."""
         t = teacher_out.float()
         total = all_reduce_sum(t.sum(dim=0, keepdim=True))
         batch_center = total / (t.shape[0] * world_size())
-        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+        updated = self.center * self.center_momentum + batch_center * (1 - self.center_momentum)
+        self.center.copy_(torch.where(torch.isfinite(batch_center).all(), updated, self.center))

@@ -50,14 +50,18 @@ class MoCoV3(SSLMethod):
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
-        """Write L2-normalised keys (B, D), gathered from all ranks, over the oldest entries."""
+        """Write L2-normalised keys (B, D), gathered from all ranks, over the oldest entries.
+        Keys with a NaN/Inf anywhere leave the queue unchanged (decided on the device, no host
+        sync): the NaN guard skips such a step, and a poisoned queue would make every later
+        loss NaN."""
         keys = F.normalize(gather_no_grad(keys.float()), dim=1)
         size = self.queue.shape[0]
         keys = keys[-size:]  # a batch larger than the queue keeps only its newest keys
         n = keys.shape[0]
+        ok = torch.isfinite(keys).all()
         idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
-        self.queue[idx] = keys.to(self.queue.dtype)
-        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+        self.queue[idx] = torch.where(ok, keys.to(self.queue.dtype), self.queue[idx])
+        self.queue_ptr.copy_(torch.where(ok, (self.queue_ptr + n) % size, self.queue_ptr))
 
     def compute_loss(self, views):
         b, feats, q, k = online_target_pass(views, self.encoder, lambda f: self.predictor(self.projector(f)),

@@ -52,6 +52,17 @@ class ReadSkips:
     def from_facts(cls, facts: dict | None) -> "ReadSkips":
         return cls(**(facts or {}))
 
+    @classmethod
+    def merged(cls, parts: Sequence["ReadSkips"]) -> "ReadSkips":
+        """One count over several ranks' counts (examples in rank order, first few kept)."""
+        out = cls()
+        for part in parts:
+            out.count += part.count
+            for line in part.examples:
+                if len(out.examples) < cls.MAX_EXAMPLES and line not in out.examples:
+                    out.examples.append(line)
+        return out
+
 
 class CollapseMonitor:
     """Warns (CollapseWarning, naming the step) when `embedding_std` falls below `threshold`.
@@ -85,10 +96,10 @@ class CollapseMonitor:
         return score
 
 
-def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip") -> bool:
+def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip", where: str = "") -> bool:
     """True if `loss` (a tensor or a float already on the host) is finite. Otherwise warns and
     returns False (action 'skip': the caller skips this step) or raises NonFiniteLossError
-    (action 'stop'). 'off' never checks."""
+    (action 'stop'). 'off' never checks. `where` is added to the message (e.g. " on rank 3")."""
     if action == "off":
         return True
     if action not in ("skip", "stop"):
@@ -100,12 +111,29 @@ def check_finite(loss: torch.Tensor | float, step: int, action: str = "skip") ->
         value = loss.detach().float().item()
     elif math.isfinite(value):
         return True
-    msg = (f"step {step}: loss is {value} (non-finite); "
+    msg = (f"step {step}: loss is {value}{where} (non-finite); "
            "common causes: too high a learning rate, fp16 overflow, a bad input tile (NaN nodata)")
     if action == "stop":
         raise NonFiniteLossError(msg + "; stopping (set nan_guard='skip' to skip such steps)")
     warnings.warn(msg + "; skipping this optimisation step", RuntimeWarning, stacklevel=2)
     return False
+
+
+@torch.no_grad()
+def reset_broken_norm_statistics(model: torch.nn.Module) -> int:
+    """Reset the running statistics of every BatchNorm in `model` that a non-finite batch left
+    NaN/Inf (the forward pass updates them before any guard can act, and eval mode, i.e. every
+    transfer, would then output NaN). Called only after a skipped step, so it costs nothing
+    otherwise. Returns how many layers were reset; their statistics re-form within ~1/momentum
+    steps."""
+    reset = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            if m.running_mean is not None and not (torch.isfinite(m.running_mean).all()
+                                                   and torch.isfinite(m.running_var).all()):
+                m.reset_running_stats()
+                reset += 1
+    return reset
 
 
 class DeferredStats:

@@ -238,3 +238,37 @@ def test_device_side_guard_stop_still_stops_before_the_update(make_trainer, monk
     monkeypatch.setattr(base, "fused_adamw_available", lambda device: True)
     with pytest.raises(NonFiniteLossError, match="step 0"):
         _fit_simclr(make_trainer, _loader_with_nan(at_batch=0), 3, nan_guard="stop")
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_skipped_step_leaves_queue_centre_and_norm_statistics_usable(make_trainer, monkeypatch, fused):
+    # The forward pass of a NaN batch updates MoCo's queue, DINO's centre and BatchNorm running
+    # statistics before the guard can act; left NaN, every later loss (queue, centre) or every
+    # eval-mode output (statistics: transfer) would be NaN.
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: fused)
+    loader = _loader_with_nan(at_batch=1, n_batches=4)
+    moco = build_method("mocov3", _enc(), lr=1e-3, max_steps=4, proj_hidden_dim=16, proj_dim=8,
+                        pred_hidden_dim=16, queue_size=32)
+    make_trainer(4).fit(moco, loader)
+    dino = build_method("dino", _enc(), lr=1e-3, max_steps=4, out_dim=16, hidden_dim=8,
+                        bottleneck_dim=8)
+    make_trainer(4).fit(dino, loader)
+    for method in (moco, dino):
+        assert method.skipped_steps == 1
+        assert method.last_loss is not None and torch.isfinite(torch.tensor(method.last_loss))
+        assert all(torch.isfinite(b.float()).all() for b in method.buffers())
+    assert int(moco.queue_ptr) == 3 * 8  # three batches of 2 x 4 keys entered, not the NaN one
+    moco.eval()
+    assert torch.isfinite(moco.projector(moco.encoder(torch.randn(4, 1, 16, 16)))).all()
+
+
+def test_dino_centre_ignores_a_non_finite_batch():
+    from domainssl.methods.losses import DINOLoss
+
+    crit = DINOLoss(3, center_momentum=0.5)
+    crit.update_center(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    torch.testing.assert_close(crit.center, torch.tensor([[1.0, 1.0, 1.0]]))
+    crit.update_center(torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(crit.center, torch.tensor([[1.0, 1.0, 1.0]]))
