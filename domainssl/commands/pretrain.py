@@ -30,6 +30,8 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
+    from ..data.errors import DataSetupError
+    from ..io.errors import ImageReadError
     from ..train.recipe import RecipeError, apply_overrides, load_recipe
 
     overrides = getattr(args, "overrides", None) or []
@@ -53,9 +55,13 @@ def run(args) -> int:
         from ..train.pretraining import run_pretraining
 
         facts = run_pretraining(recipe, run_dir, resume=bool(args.resume))
-    except RecipeError as exc:
+    except (RecipeError, DataSetupError, ImageReadError) as exc:
         print(f"domainssl pretrain: error: {exc}", file=sys.stderr)
         return 2
+    from ..train.ranks import is_rank_zero
+
+    if not is_rank_zero():  # the other processes of a multi-device run: rank 0 reports
+        return 0
     final = facts.get("final", {})
     print(f"[domainssl] run {run_dir}: {final.get('global_step')} steps, final loss {_number(final.get('loss'))}, "
           f"embedding std {_number(final.get('emb_std'))}")

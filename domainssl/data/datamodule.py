@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from .errors import DataSetupError
 from ..io.scan import read_manifest, scan_archive
 from .consistency import (left_out_message, mixed_scale_message, mixed_units_message, record_key,
                           select_consistent)
@@ -86,7 +87,7 @@ class PatchDataModule(L.LightningDataModule):
                  transform: Callable | None = None, collate_fn: Callable | None = None):
         super().__init__()
         if root is None and manifest is None:
-            raise ValueError("data needs `root` (an archive to scan) or `manifest` (from domainssl scan)")
+            raise DataSetupError("data needs `root` (an archive to scan) or `manifest` (from domainssl scan)")
         self.root, self.manifest = root, manifest
         self.patch_size, self.patch_unit = list(patch_size), patch_unit
         self.target_shape = list(target_shape) if target_shape else None
@@ -139,7 +140,7 @@ class PatchDataModule(L.LightningDataModule):
             if mixed:
                 warnings.warn(mixed, stacklevel=2)
         if not self.records:
-            raise ValueError(f"{manifest}: no usable image matches the data settings "
+            raise DataSetupError(f"{manifest}: no usable image matches the data settings "
                              f"(rejected by scan: {self.rejected}, left out: {self.dropped})")
         plain = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
                              self.target_shape, transform=None)
@@ -208,7 +209,7 @@ class PatchDataModule(L.LightningDataModule):
         if done:
             sampler.skip_once(done * self.batch_size)
         if len(sampler) < self.batch_size:
-            raise ValueError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
+            raise DataSetupError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
                              f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
         self.dataset.close_all()  # no open file handle may be inherited by forked workers
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .errors import DataSetupError
 from ..io.errors import ImageReadError
 from ..io.image import LazyImage
 from ..io.open import open_image
@@ -111,7 +112,7 @@ class PatchDataset(Dataset):
                  target_shape: Sequence[int] | None = None, transform: Callable | None = None,
                  max_open: int = 16, max_retries: int = 8):
         if not records:
-            raise ValueError("no usable images: the manifest has no record with status 'ok'")
+            raise DataSetupError("no usable images: the manifest has no record with status 'ok'")
         self.records = list(records)
         self.sampler = sampler
         self.seed = int(seed)
@@ -400,7 +401,7 @@ def collate_samples(samples: list[dict]) -> dict:
     `mask` (B, *S) bool if every sample has one, and the per-sample metadata as lists."""
     shapes = {s["image"].shape for s in samples}
     if len(shapes) > 1:
-        raise ValueError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
+        raise DataSetupError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
                          "data.target_shape (resampling) or size patches in pixels")
     images = [s["image"] for s in samples]
     rows = rows_of(images)

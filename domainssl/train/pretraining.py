@@ -21,6 +21,7 @@ from typing import Any
 
 from ..jsonable import jsonable
 from .lightning_notices import quiet_lightning
+from .ranks import is_rank_zero, quiet_unless_rank_zero, rank_work_dir, started_by_lightning
 from .recipe import RecipeError, dump_recipe
 
 CKPT_DIR = "checkpoints"
@@ -39,12 +40,15 @@ def _line_progress():
 
         def on_train_start(self, trainer, pl_module):
             self.start = time.monotonic()
+            if not trainer.is_global_zero:
+                self.every = None  # one rank reports the run
+                return
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
             print(f"[domainssl] pretraining {pl_module.method_name}: {total} steps", flush=True)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             step = trainer.global_step
-            if step % self.every and step != trainer.max_steps:
+            if self.every is None or (step % self.every and step != trainer.max_steps):
                 return
             m = trainer.callback_metrics
             parts = [f"step {step}" + (f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else "")]
@@ -146,19 +150,25 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     L.seed_everything(int(recipe.get("seed", 0)), workers=True, verbose=False)
     data = dict(recipe.get("data") or {})
     data.setdefault("seed", int(recipe.get("seed", 0)))
-    if resume:  # reuse the run's scan and statistics: the same patches, the same normalisation
+    # Resume: the same patches and normalisation. The other ranks of Lightning's launcher: rank 0
+    # built them moments ago (see train.ranks).
+    if resume or started_by_lightning():
         if not data.get("manifest") and (run_dir / "manifest.jsonl").is_file():
             data["manifest"] = str(run_dir / "manifest.jsonl")
         if not data.get("stats") and (run_dir / "stats.json").is_file():
             data["stats"] = str(run_dir / "stats.json")
+    work_dir = run_dir if is_rank_zero() else rank_work_dir(run_dir)
+    if not (data.get("manifest") and data.get("stats")):
+        work_dir.mkdir(parents=True, exist_ok=True)
     if datamodule is not None:
         dm = datamodule
     else:
         try:
-            dm = PatchDataModule(work_dir=str(run_dir), **data)
+            dm = PatchDataModule(work_dir=str(work_dir), **data)
         except TypeError as exc:
             raise RecipeError(f"data: {exc}; see `domainssl.data.datamodule.PatchDataModule` for the keys") from exc
-    dm.setup("fit")
+    with quiet_unless_rank_zero():  # rank 0 reports the scan and the data warnings once
+        dm.setup("fit")
 
     views_kw, view_facts = _view_facts(recipe["views"], dm)
     seed = int(recipe.get("seed", 0))
@@ -248,10 +258,25 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     trainer_cfg.setdefault("use_distributed_sampler", False)
     try:
         trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
+        if "sync_batchnorm" not in trainer_cfg and wants_sync_batchnorm(trainer, method):
+            trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks,
+                                sync_batchnorm=True, **trainer_cfg)
     except TypeError as exc:
         raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
 
     return dm, method, trainer, facts
+
+
+def wants_sync_batchnorm(trainer, method) -> bool:
+    """Batch statistics over all GPUs (SyncBatchNorm) when a run spans several: the contrastive
+    and BYOL heads normalise over the batch, and their published results use the global batch's
+    statistics (per-GPU statistics of a small per-GPU batch also leak which samples share a GPU).
+    Not on CPU, where torch has no SyncBatchNorm kernel. A recipe's `trainer.sync_batchnorm`
+    overrides this."""
+    import torch
+
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in method.modules())
+    return has_bn and trainer.world_size > 1 and trainer.strategy.root_device.type == "cuda"
 
 
 def _cpu_threads(trainer_cfg: dict, num_workers: int) -> None:
@@ -330,13 +355,17 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     ckpt = run_dir / CKPT_DIR / LAST_CKPT
     if resume and not ckpt.is_file():
         raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
-    dump_recipe(recipe, run_dir / "config.yaml")
+    writer = is_rank_zero()  # the other ranks of a multi-device run write nothing here
+    if writer:
+        dump_recipe(recipe, run_dir / "config.yaml")
     with quiet_lightning():
         dm, method, trainer, facts = build_pretraining(recipe, run_dir, resume=resume, datamodule=datamodule)
-        (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
+        if writer:
+            (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
         start = time.monotonic()
         trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
-        trainer.save_checkpoint(str(ckpt), weights_only=False)  # full state (optimizer, loops) so runs resume
+        # Full state (optimizer, loops) so runs resume; every rank takes part, rank 0 writes.
+        trainer.save_checkpoint(str(ckpt), weights_only=False)
     card_facts = method.card_facts()
     facts["final"] = jsonable({"global_step": int(trainer.global_step), "train_seconds": time.monotonic() - start,
                                 "loss": card_facts.get("last_loss"), "emb_std": card_facts.get("emb_std"),
@@ -344,6 +373,8 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
                                 "collapse_warnings": card_facts.get("collapse_warnings"),
                                 "skipped_steps": card_facts.get("skipped_steps"),
                                 "read_skips": card_facts.get("read_skips")})
+    if not writer:
+        return facts
     (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
     facts["pictures"] = [str(p) for p in write_pictures(run_dir, dm, method, recipe)]
     (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")

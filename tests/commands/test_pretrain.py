@@ -7,16 +7,10 @@ import pytest
 import yaml
 
 from domainssl.cli import main
+from tiny_runs import tiny_pretrain_args
 from domainssl.train.recipe import RecipeError, apply_overrides, load_recipe, parse_overrides
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TINY_MAE = ["--data.patch_size", "[16,16]", "--data.patches_per_image", "1", "--data.channels", "null",
-            "--views.global.size", "16", "--model.arch", "vit2d_tiny", "--model.embed_dim", "48",
-            "--model.depth", "1", "--model.num_heads", "2", "--model.patch_size", "8",
-            "--model.channel_groups", "null", "--method.decoder_dim", "32", "--method.decoder_depth", "1",
-            "--method.decoder_heads", "2", "--method.warmup_steps", "0"]
-
-
 @pytest.fixture(scope="module")
 def tiles(tmp_path_factory):
     from domainssl.data.synthetic import make_demo_archive
@@ -28,11 +22,7 @@ def tiles(tmp_path_factory):
 
 
 def _pretrain(archive, run, steps, *extra):
-    tiles = archive[0]
-    return main(["pretrain", "--config", str(RECIPES / "sentinel2_mae.yaml"), "--run-dir", str(run),
-                 "--data.root", tiles, "--data.batch_size", "4", "--data.num_workers", "0",
-                 "--data.stats_patches", "8", "--trainer.max_steps", str(steps), "--trainer.accelerator", "cpu",
-                 "--checkpoint.every_n_steps", "2", "--log.every_n_steps", "1", *TINY_MAE, *extra])
+    return main([*tiny_pretrain_args(archive[0], run, steps), *extra])
 
 
 def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, capsys):
@@ -71,6 +61,22 @@ def test_errors_say_what_to_do(tmp_path, capsys):
     assert "config.yaml" in capsys.readouterr().err or "recipe" in capsys.readouterr().err
     assert main(["pretrain"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_data_errors_are_messages_not_tracebacks(tiles, tmp_path, capsys):
+    # A mistyped archive path, and an archive of images the recipe cannot use (4-band tiles for
+    # the 12-band recipe): one line each saying what was found and what to change.
+    recipe = str(RECIPES / "sentinel2_mae.yaml")
+    missing = tmp_path / "no_such_archive"
+    assert main(["pretrain", "--config", recipe, "--run-dir", str(tmp_path / "a"),
+                 "--data.root", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {missing}: no such file or folder to scan" in err and "Traceback" not in err
+    assert main(["pretrain", "--config", recipe, "--run-dir", str(tmp_path / "b"),
+                 "--data.root", tiles[0], "--data.num_workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "no usable image matches the data settings" in err
+    assert "channels ['B02', 'B03', 'B04', 'B08'] != ['B01'" in err
 
 
 def test_overrides_parse_yaml_values():
