@@ -13,6 +13,7 @@ import math
 from typing import Any, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -112,6 +113,7 @@ class SSLMethod(L.LightningModule):
         self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+        self._val_index: list[torch.Tensor] = []
 
     # ----------------------------------------------------------------- method interface
     def compute_loss(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -321,19 +323,28 @@ class SSLMethod(L.LightningModule):
 
     # ----------------------------------------------------------------- online kNN monitor
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        """A labeled batch {"image" (or "views"), "label"}: collect encoder features for kNN."""
+        """A labeled batch {"image" (or "views"), "label", optional "index"}: collect encoder
+        features for kNN. With "index" (each image's position in the labeled set), images that
+        a distributed sampler gave to two ranks (it pads shards to equal length) count once."""
         if "label" not in batch:
             return
         x = batch["image"] if "image" in batch else batch["views"][0]
         self._val_feats.append(self.encoder(x).float())
         self._val_labels.append(batch["label"])
+        if "index" in batch:
+            self._val_index.append(batch["index"])
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_feats:
             return
         feats = self.all_gather(torch.cat(self._val_feats)).reshape(-1, self._val_feats[0].shape[-1])
         labels = self.all_gather(torch.cat(self._val_labels)).reshape(-1)
-        self._val_feats, self._val_labels = [], []
+        if len(self._val_index) == len(self._val_feats):
+            index = self.all_gather(torch.cat(self._val_index)).reshape(-1)
+            _, first = np.unique(index.cpu().numpy(), return_index=True)
+            keep = torch.as_tensor(first, device=feats.device)
+            feats, labels = feats[keep], labels[keep]
+        self._val_feats, self._val_labels, self._val_index = [], [], []
         self.last_knn = knn_accuracy(feats, labels, k=self.hparams.knn_k)
         self.log("val/knn_acc", self.last_knn, prog_bar=True, rank_zero_only=True)
 

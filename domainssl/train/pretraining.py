@@ -87,10 +87,29 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
     spec = make_input_spec(card, labeled, check_values=False)
     images = prepare_inputs(labeled, spec, indices=idx, progress=False)
     labels = torch.as_tensor(labeled.labels[idx], dtype=torch.long)
-    items = [{"image": images[i], "label": labels[i]} for i in range(len(idx))]
-    return DataLoader(items, batch_size=batch_size, shuffle=False,
-                      collate_fn=lambda b: {"image": torch.stack([x["image"] for x in b]),
-                                            "label": torch.stack([x["label"] for x in b])})
+    items = [{"image": images[i], "label": labels[i], "index": torch.tensor(i)} for i in range(len(idx))]
+    return DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=_stack_items)
+
+
+def _stack_items(items: list[dict]) -> dict:
+    import torch
+
+    return {key: torch.stack([x[key] for x in items]) for key in items[0]}
+
+
+def sharded_over_ranks(loader):
+    """`loader` with each rank reading its own share (a DistributedSampler, no shuffling) once
+    torch.distributed runs with several processes; `loader` itself otherwise. The run turns
+    Lightning's automatic sharding off for its training sampler, so the kNN monitor's loader is
+    sharded here: unsharded, every rank would score every image and the gathered reference set
+    would hold each image once per rank (its own copy as nearest neighbour)."""
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return loader
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                      sampler=DistributedSampler(loader.dataset, shuffle=False))
 
 
 def _with_validation(dm, val_loader):
@@ -111,7 +130,7 @@ def _with_validation(dm, val_loader):
             return self.inner.train_dataloader()
 
         def val_dataloader(self):
-            return val_loader
+            return sharded_over_ranks(val_loader)
 
     return WithValidation()
 

@@ -119,6 +119,25 @@ class _RankBatches(torch.utils.data.Dataset):
         return self.items[i]
 
 
+class _Labeled(torch.utils.data.Dataset):
+    def __init__(self, n):
+        g = torch.Generator().manual_seed(7)
+        self.tensors = (torch.randn(n, 1, 16, 16, generator=g), torch.arange(n) % 3)
+
+    def __len__(self):
+        return len(self.tensors[1])
+
+    def __getitem__(self, i):
+        return {"image": self.tensors[0][i], "label": self.tensors[1][i], "index": torch.tensor(i)}
+
+
+def _knn_loader(n):
+    from domainssl.train.pretraining import _stack_items, sharded_over_ranks
+
+    return sharded_over_ranks(torch.utils.data.DataLoader(_Labeled(n), batch_size=4,
+                                                          collate_fn=_stack_items))
+
+
 def lightning_ddp_body(rank, world, runs):
     """Train each run {"method": name, "steps", "nan_at", "nan_rank", "fused", "kw"} for a few
     steps under Lightning's DDP strategy in this process group (Lightning finds the ranks in the
@@ -139,11 +158,25 @@ def lightning_ddp_body(rank, world, runs):
         torch.manual_seed(0)
         method = build_method(run["method"], tiny_vit(), max_steps=steps, lr=1e-3, **run.get("kw", {}))
         batches = _RankBatches(rank, steps, 4, run.get("nan_at", -1), run.get("nan_rank", 1), 2)
+        val, val_kw = None, {"limit_val_batches": 0}
+        if run.get("knn_items"):  # the kNN monitor's labeled images, as a pretraining run shards them
+            val = _knn_loader(run["knn_items"])
+            val_kw = {"val_check_interval": steps, "check_val_every_n_epoch": None,
+                      "num_sanity_val_steps": 0}
         trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=world, strategy="ddp",
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, use_distributed_sampler=False,
-                            limit_val_batches=0)
-        trainer.fit(method, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-        results.append({"state": {k: v.detach().clone() for k, v in method.state_dict().items()},
-                        "facts": method.card_facts()})
+                            enable_model_summary=False, use_distributed_sampler=False, **val_kw)
+        trainer.fit(method, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None),
+                    val_dataloaders=val)
+        result = {"state": {k: v.detach().clone() for k, v in method.state_dict().items()},
+                  "facts": method.card_facts()}
+        if val is not None:  # what one process scores over the whole labeled set
+            from domainssl.methods.monitors import knn_accuracy
+
+            method.eval()
+            images, labels = val.dataset.tensors
+            with torch.no_grad():
+                result["knn_one_process"] = knn_accuracy(method.encoder(images), labels,
+                                                         k=method.hparams.knn_k)
+        results.append(result)
     return results

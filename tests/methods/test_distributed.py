@@ -90,7 +90,8 @@ def test_moco_queue_holds_keys_of_every_rank_in_rank_order(inputs, ranks):
 # (fused AdamW) and the synchronising one (Lightning refuses a skipped training_step under DDP);
 # momentum nets, MoCo's queue and DINO's centre must stay finite and equal on every rank.
 DDP_RUNS = [
-    {"method": "byol", "nan_at": 1, "kw": {"proj_hidden_dim": 16, "pred_hidden_dim": 16, "proj_dim": 8}},
+    {"method": "byol", "nan_at": 1, "knn_items": 11,
+     "kw": {"proj_hidden_dim": 16, "pred_hidden_dim": 16, "proj_dim": 8}},
     {"method": "simclr", "nan_at": 1, "fused": False, "kw": {"proj_hidden_dim": 16, "proj_dim": 8}},
     {"method": "mocov3", "nan_at": 1, "kw": {"queue_size": 16, "proj_hidden_dim": 16,
                                              "pred_hidden_dim": 16, "proj_dim": 8}},
@@ -127,3 +128,12 @@ def test_ddp_read_skips_are_summed_over_ranks(ddp_runs):
         skips = r["facts"]["read_skips"]
         assert skips["count"] == 9
         assert skips["examples"] == ["rank0.tif: unreadable", "rank1.tif: unreadable"]
+
+
+def test_ddp_knn_monitor_scores_each_labeled_image_once(ddp_runs):
+    # 11 labeled images over 2 ranks: each rank scores its share (one padded duplicate), and the
+    # gathered reference set must hold every image once, as in one process; unsharded, each
+    # image would find its own copy from the other rank and score ~100 %.
+    for r in ddp_runs[0]:
+        assert r["facts"]["knn_acc"] == pytest.approx(r["knn_one_process"])
+        assert r["knn_one_process"] < 0.9
