@@ -46,6 +46,7 @@ def _banner(text: str) -> None:
 
 
 def run(args) -> int:
+    import shutil
     import sys
     import time
     from pathlib import Path
@@ -96,6 +97,8 @@ def run(args) -> int:
         from ..train.pretraining import run_pretraining
 
         run_dir = out / "run"
+        if run_dir.is_dir():  # the demo's own run from an earlier `domainssl demo --out` here
+            shutil.rmtree(run_dir)
         facts = run_pretraining(recipe, run_dir)
         print(f"run: {run_dir} ({facts['final']['global_step']} steps, final loss {facts['final']['loss']:.4f})")
 

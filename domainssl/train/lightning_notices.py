@@ -23,6 +23,11 @@ BY_DESIGN_WARNINGS = (
      "short epochs over small archives are normal; logging counts steps, not epochs"),
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
      "Lightning calling a torch API torch has since renamed: nothing for a user to change"),
+    (r"Experiment logs directory .* exists and is not empty",
+     "only a resumed run logs into its folder again (a new run into a used folder is refused), "
+     "and the earlier CSV log was kept as metrics.partN.csv"),
+    (r"Checkpoint directory .* exists and is not empty",
+     "only a resumed run checkpoints into its folder again; its new checkpoints join the earlier"),
 )
 
 # rank-zero info lines (logging, not warnings) that advertise rather than inform

@@ -33,24 +33,41 @@ def _display(img) -> np.ndarray:
     return arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
 
 
-def read_metrics(csv_path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Lightning CSVLogger metrics.csv -> {metric: (steps, values)} for the non-empty cells."""
+def _metric_files(path) -> list[Path]:
+    """A metrics.csv, or a run's csv/ folder: the parts earlier (resumed) segments left
+    (metrics.part1.csv, part2, ...) in order, then metrics.csv."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    parts = sorted(path.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[-1] or 0))
+    return parts + [p for p in [path / "metrics.csv"] if p.is_file()]
+
+
+def read_metrics(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Lightning CSVLogger metrics.csv (or a run's csv/ folder, all its segments) ->
+    {metric: (steps, values)} for the non-empty cells, in step order."""
     series: dict[str, list[tuple[float, float]]] = {}
-    with open(csv_path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            step = row.get("step")
-            if step in (None, ""):
-                continue
-            for key, value in row.items():
-                if key in ("step", "epoch") or value in (None, ""):
+    for csv_path in _metric_files(path):
+        with open(csv_path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                step = row.get("step")
+                if step in (None, ""):
                     continue
-                series.setdefault(key, []).append((float(step), float(value)))
-    return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in series.items()}
+                for key, value in row.items():
+                    if key in ("step", "epoch") or value in (None, ""):
+                        continue
+                    series.setdefault(key, []).append((float(step), float(value)))
+    out = {}
+    for key, rows in series.items():
+        rows.sort(key=lambda r: r[0])  # stable: a later segment's row follows an earlier one's
+        out[key] = (np.array([s for s, _ in rows]), np.array([x for _, x in rows]))
+    return out
 
 
-def plot_curves(csv_path, out_png, metrics: Sequence[str] = ("train/loss", "train/emb_std", "val/knn_acc")) -> Path | None:
-    """Loss and collapse-monitor curves against step; None when the log holds none of `metrics`."""
-    data = read_metrics(csv_path)
+def plot_curves(metrics_path, out_png, metrics: Sequence[str] = ("train/loss", "train/emb_std", "val/knn_acc")) -> Path | None:
+    """Loss and collapse-monitor curves against step from a metrics.csv or a run's csv/ folder;
+    None when the log holds none of `metrics`."""
+    data = read_metrics(metrics_path)
     shown = [m for m in metrics if m in data]
     if not shown:
         return None

@@ -266,6 +266,8 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
                                  every_n_train_steps=every, save_last=True, save_top_k=-1),
                  _line_progress()(log_every)]
+    if resume and is_rank_zero():
+        keep_csv_history(run_dir / "csv")
     loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
                CSVLogger(str(run_dir), name="csv", version="")]
     trainer_cfg.setdefault("log_every_n_steps", log_every)
@@ -284,6 +286,20 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
 
     return dm, method, trainer, facts
+
+
+def keep_csv_history(csv_dir: Path) -> Path | None:
+    """Before a resumed run logs: move csv/metrics.csv to csv/metrics.partN.csv (N = 1, 2, ...),
+    since Lightning's CSVLogger starts metrics.csv afresh and the curves would lose every step
+    before the resume. `pictures.read_metrics` reads the parts and metrics.csv together.
+    Returns the new part's path, or None when there was no log."""
+    current = Path(csv_dir) / "metrics.csv"
+    if not current.is_file():
+        return None
+    n = 1
+    while (current.parent / f"metrics.part{n}.csv").exists():
+        n += 1
+    return current.rename(current.parent / f"metrics.part{n}.csv")
 
 
 def wants_sync_batchnorm(trainer, method) -> bool:
@@ -346,8 +362,8 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
     pics.mkdir(exist_ok=True)
     want = recipe.get("pictures") or {}
     out = []
-    metrics = run_dir / "csv" / "metrics.csv"
-    if want.get("curves", True) and metrics.is_file():
+    metrics = run_dir / "csv"
+    if want.get("curves", True) and (metrics / "metrics.csv").is_file():
         p = plot_curves(metrics, pics / "curves.png")
         if p:
             out.append(p)
@@ -374,6 +390,9 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     ckpt = run_dir / CKPT_DIR / LAST_CKPT
     if resume and not ckpt.is_file():
         raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
+    if not resume and ckpt.is_file() and is_rank_zero():
+        raise RecipeError(f"{run_dir} already holds a run ({ckpt}): continue it with --resume {run_dir}, "
+                          f"or give another --run-dir (or remove that folder) to start afresh")
     writer = is_rank_zero()  # the other ranks of a multi-device run write nothing here
     if writer:
         dump_recipe(recipe, run_dir / "config.yaml")

@@ -1,6 +1,7 @@
 """`domainssl pretrain`: run directory contents, pictures, overrides, resume and clear errors."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,24 @@ def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, c
     assert "[domainssl] step 3/3" in out and "domainssl export" in out
 
     # Resume continues from the last checkpoint with a longer schedule.
-    assert main(["pretrain", "--resume", str(run), "--trainer.max_steps", "5", "--log.every_n_steps", "1",
-                 "--pictures.views", "false", "--pictures.reconstructions", "false"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["pretrain", "--resume", str(run), "--trainer.max_steps", "5", "--log.every_n_steps", "1",
+                     "--pictures.views", "false", "--pictures.reconstructions", "false"]) == 0
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     facts = json.loads((run / "run.json").read_text())
     assert facts["final"]["global_step"] == 5
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 5
+    # The curves keep the steps before the resume (Lightning's CSVLogger restarts metrics.csv).
+    from domainssl.train.pictures import read_metrics
+
+    steps, losses = read_metrics(run / "csv")["train/loss"]
+    assert steps.tolist() == [0, 1, 2, 3, 4] and (run / "csv" / "metrics.part1.csv").is_file()
+
+    # Starting afresh into a folder that holds a run would mix two runs' checkpoints and logs.
+    assert _pretrain(tiles, run, 3) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and f"--resume {run}" in err
 
 
 def test_errors_say_what_to_do(tmp_path, capsys):
