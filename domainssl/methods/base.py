@@ -214,6 +214,11 @@ class SSLMethod(L.LightningModule):
         if self.batch_views is not None:
             self.batch_views.to(self.device)
         self.prepare_layout()
+        if self.trainer.world_size > 1:
+            # Every rank was seeded alike; MAE's masks (and drop-path) would then be the same on
+            # every GPU for the same position in the batch. One stream per rank, as the
+            # reference implementations do (seed + rank).
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
 
     def prepare_layout(self) -> bool:
         """On CUDA, CNN weights go channels-last (models.layout): bf16 convolutions run on tensor

@@ -137,3 +137,9 @@ def test_ddp_knn_monitor_scores_each_labeled_image_once(ddp_runs):
     for r in ddp_runs[0]:
         assert r["facts"]["knn_acc"] == pytest.approx(r["knn_one_process"])
         assert r["knn_one_process"] < 0.9
+
+
+def test_ddp_ranks_draw_different_random_numbers(ddp_runs):
+    # seeded alike, then one stream per rank: MAE's masks differ between GPUs
+    for runs in ddp_runs:
+        assert not torch.equal(runs[0]["random_draw"], runs[1]["random_draw"])
