@@ -6,8 +6,10 @@
 #    peak memory, MFU against 790 TFLOP/s; bf16), a row with the monitors off (the price of their
 #    one host sync per step), and the peers (lightly's MAE and DINO, MONAI's 3D MAE) when a
 #    folder of their pure-Python packages travels in .devsite/ (see below)
-# 3. MAE with the encoder and decoder compiled (--compile modules), then MAE compiled
-#    as one graph per loss (--compile full)
+# 3. MAE with the encoder and decoder compiled (--compile modules), with where its device time
+#    goes (--profile: GEMM / attention / fused / element-wise / optimiser shares and the top
+#    kernels, in the JSON; what to attack for the 0.45 MFU goal), then MAE compiled as one graph
+#    per loss (--compile full)
 # bf16 stability: the NaN guard and collapse monitor run in every Lightning row (a non-finite
 # loss would be reported as a skipped step and stop nothing).
 # Peers: the device has timm and lightning but not lightly or MONAI; both are pure Python, so
@@ -29,6 +31,6 @@ python3 -c "import torch, timm, lightning; print('torch', torch.__version__, 'ti
 # than 100 s, so each compiled part gets 150 s and MAE alone.
 part views 40 python3 benchmarks/views.py --device cuda --gpu-only --gpu-iters 20 --json "$OUT/views.json"
 part train_step 210 python3 benchmarks/train_step.py --peers --monitors-off --json "$OUT/train_step.json"
-part compiled_modules 150 python3 benchmarks/train_step.py --methods mae --compile --steps 15 --warmup 3 --json "$OUT/train_step_modules.json"
+part compiled_modules 150 python3 benchmarks/train_step.py --methods mae --compile --steps 15 --warmup 3 --profile 3 --json "$OUT/train_step_modules.json"
 part compiled_full 150 python3 benchmarks/train_step.py --methods mae --compile full --steps 15 --warmup 3 --json "$OUT/train_step_full.json"
 echo "gpu_check done"

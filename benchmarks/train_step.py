@@ -17,6 +17,7 @@ Needs only torch, timm, lightning and numpy (peers are optional imports).
   PYTHONPATH=. python benchmarks/train_step.py --tiny               # CPU, tiny models
   PYTHONPATH=. python benchmarks/train_step.py --methods mae,dino --compile --peers
   PYTHONPATH=. python benchmarks/train_step.py --methods mae --compile full   # one graph per loss
+  PYTHONPATH=. python benchmarks/train_step.py --methods mae --compile --profile 3  # where time goes
 With --monitors-off a third row per method runs the Lightning step with the NaN guard and the
 collapse monitor off (they bring loss and embedding std to the host once per step): the price of
 that one device sync.
@@ -43,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from domainssl.methods import build_method  # noqa: E402
 from domainssl.methods.optim import fused_adamw_available  # noqa: E402
 from domainssl.models import build_encoder  # noqa: E402
+
+from step_profile import device_time_breakdown, format_breakdown  # noqa: E402
 
 # Reference shapes (DESIGN.md). MoCo v3 and BYOL have no anchor row: they use SimCLR's shapes.
 FULL_CASES = {
@@ -418,8 +421,11 @@ def bench_case(key: str, case: dict, args, device: torch.device) -> Iterator[dic
         method.configure_model()                # the same in-place compile Lightning runs
     _reset_memory(device)
     plain = time_loop(step, args.steps, args.warmup, device)
-    yield finish(dict(impl="plain torch loop", flops=flops, seconds=plain,
-                      peak_gib=_peak_gib(device)))
+    row = dict(impl="plain torch loop", flops=flops, seconds=plain, peak_gib=_peak_gib(device))
+    if args.profile:
+        row["profile"] = device_time_breakdown(step, args.profile, device)
+        row["note"] = format_breakdown(row["profile"])
+    yield finish(row)
     del method, step
 
     variants = [("domainssl Lightning step", {})]
@@ -475,6 +481,9 @@ def main(argv=None) -> int:
                     help="Lightning precision (default bf16-mixed on CUDA, 32-true on CPU)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after timing, profile N plain-loop steps: device time by kernel kind "
+                         "(GEMM, attention, fused, element-wise, optimiser) and the top kernels")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
