@@ -140,8 +140,9 @@ class PatchDataModule(L.LightningDataModule):
             if mixed:
                 warnings.warn(mixed, stacklevel=2)
         if not self.records:
+            left_out = "; ".join(f"{n} x {reason}" for reason, n in self.dropped.items()) or "none"
             raise DataSetupError(f"{manifest}: no usable image matches the data settings "
-                             f"(rejected by scan: {self.rejected}, left out: {self.dropped})")
+                                 f"({self.rejected} rejected by the scan; left out: {left_out})")
         plain = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
                              self.target_shape, transform=None)
         if self.stats_path:
@@ -210,7 +211,7 @@ class PatchDataModule(L.LightningDataModule):
             sampler.skip_once(done * self.batch_size)
         if len(sampler) < self.batch_size:
             raise DataSetupError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
-                             f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
+                                 f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
         self.dataset.close_all()  # no open file handle may be inherited by forked workers
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers,

@@ -402,7 +402,7 @@ def collate_samples(samples: list[dict]) -> dict:
     shapes = {s["image"].shape for s in samples}
     if len(shapes) > 1:
         raise DataSetupError(f"patches of different shapes {sorted(shapes)} cannot be stacked; set "
-                         "data.target_shape (resampling) or size patches in pixels")
+                             "data.target_shape (resampling) or size patches in pixels")
     images = [s["image"] for s in samples]
     rows = rows_of(images)
     # a batch read by PatchDataset.__getitems__ is already one array: hand it on, no copy
