@@ -92,6 +92,12 @@ def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, 
         raise RecipeError(f"{where}: method.name is required (simclr, mocov3, byol, dino, mae)")
     if "preset" not in recipe["views"]:
         raise RecipeError(f"{where}: views.preset is required (ct, mr, multispectral, rgb, fluorescence)")
+    strategy = str(recipe["trainer"].get("strategy", ""))
+    if any(word in strategy for word in ("spawn", "fork", "notebook")):
+        # These train in child processes and hand back only the weights: the run's monitors,
+        # skip counts and pictures would be lost (and its callbacks would have to pickle).
+        raise RecipeError(f"{where}: trainer.strategy {strategy!r} is not supported; use 'ddp' (what "
+                          f"trainer.devices > 1 chooses by default) or start the run with torchrun")
     return recipe
 
 

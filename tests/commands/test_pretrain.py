@@ -77,6 +77,12 @@ def test_errors_say_what_to_do(tmp_path, capsys):
     assert "--config" in capsys.readouterr().err
 
 
+def test_spawning_strategies_are_refused_with_what_to_use(tiles, tmp_path, capsys):
+    assert _pretrain(tiles, tmp_path / "run", 1, "--trainer.strategy", "ddp_spawn") == 2
+    err = capsys.readouterr().err
+    assert "trainer.strategy 'ddp_spawn' is not supported" in err and "torchrun" in err
+
+
 def test_data_errors_are_messages_not_tracebacks(tiles, tmp_path, capsys):
     # A mistyped archive path, and an archive of images the recipe cannot use (4-band tiles for
     # the 12-band recipe): one line each saying what was found and what to change.
