@@ -18,7 +18,7 @@ import torch
 # "nvjet"/"sm90_xmma"/cutlass GEMMs, flash/cuDNN attention, inductor's "triton_" kernels) and
 # CPU aten op names.
 KINDS = (
-    ("optimizer", re.compile(r"adam|multi_tensor_apply|_foreach_|fused_adam", re.I)),
+    ("optimizer / EMA / clipping", re.compile(r"adam|multi_tensor_apply|_foreach_|fused_adam", re.I)),
     ("attention", re.compile(r"flash|fmha|attention|sdpa|scaled_dot_product", re.I)),
     ("fused (triton)", re.compile(r"^triton_(?!tem_)", re.I)),  # inductor's fused kernels
     ("convolution", re.compile(r"conv|fprop|dgrad|wgrad|winograd", re.I)),

@@ -47,6 +47,19 @@ def format_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning{kind}: {message}\n"
 
 
+def error_text(exc: BaseException) -> str:
+    """`exc`'s message for a command's one-line error. An error raised in a DataLoader worker
+    comes back wrapped ("Caught X in DataLoader worker process 0. Original Traceback ...");
+    the user needs only the original message, its last part."""
+    text = str(exc)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        marker = f"{type(exc).__name__}: "
+        at = text.rfind(marker)
+        if at >= 0:
+            return text[at + len(marker):].strip()
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 

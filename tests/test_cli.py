@@ -34,3 +34,25 @@ def test_main_leaves_pythons_warning_format_as_it_was(monkeypatch):
     before = warnings.formatwarning
     assert cli.main(["scan", "somewhere", "--out", "m.jsonl"]) == 0
     assert seen == [cli.format_warning] and warnings.formatwarning is before
+
+
+def test_error_text_unwraps_an_error_from_a_dataloader_worker():
+    # the real wrapping: an error raised in a worker process, re-raised in the main process
+    import pytest
+    import torch
+
+    from domainssl.cli import error_text
+    from domainssl.data.errors import DataSetupError
+
+    class Bad(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise DataSetupError("patches of different shapes cannot be stacked; set data.target_shape")
+
+    with pytest.raises(DataSetupError) as caught:
+        next(iter(torch.utils.data.DataLoader(Bad(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)
+    assert error_text(caught.value) == "patches of different shapes cannot be stacked; set data.target_shape"
+    assert error_text(ValueError("plain message")) == "plain message"

@@ -97,8 +97,10 @@ def run(args) -> int:
         from ..train.pretraining import run_pretraining
 
         run_dir = out / "run"
-        if run_dir.is_dir():  # the demo's own run from an earlier `domainssl demo --out` here
-            shutil.rmtree(run_dir)
+        if run_dir.is_dir():
+            if not (run_dir / "run.json").is_file() and any(run_dir.iterdir()):
+                raise RecipeError(f"{run_dir} exists and is not a domainssl run; choose another --out")
+            shutil.rmtree(run_dir)  # the demo's own run from an earlier `domainssl demo --out` here
         facts = run_pretraining(recipe, run_dir)
         print(f"run: {run_dir} ({facts['final']['global_step']} steps, final loss {facts['final']['loss']:.4f})")
 

@@ -56,7 +56,9 @@ def run(args) -> int:
 
         facts = run_pretraining(recipe, run_dir, resume=bool(args.resume))
     except (RecipeError, DataSetupError, ImageReadError) as exc:
-        print(f"domainssl pretrain: error: {exc}", file=sys.stderr)
+        from ..cli import error_text
+
+        print(f"domainssl pretrain: error: {error_text(exc)}", file=sys.stderr)
         return 2
     from ..train.ranks import is_rank_zero
 

@@ -10,6 +10,7 @@ Mixed precision is Lightning's (`precision="bf16-mixed"`); the losses cast to fl
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import lightning as L
@@ -109,7 +110,6 @@ class SSLMethod(L.LightningModule):
         self._fused_optimizer = False
         self._found_inf: torch.Tensor | None = None
         self._drop_grads = False
-        self._repair_norms = False
         self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
@@ -217,8 +217,10 @@ class SSLMethod(L.LightningModule):
         if self.trainer.world_size > 1:
             # Every rank was seeded alike; MAE's masks (and drop-path) would then be the same on
             # every GPU for the same position in the batch. One stream per rank, as the
-            # reference implementations do (seed + rank).
-            torch.manual_seed(torch.initial_seed() + self.global_rank)
+            # reference implementations do (seed + rank; the seed Lightning's seed_everything
+            # set, so a second fit does not add the rank twice).
+            seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+            torch.manual_seed(seed + self.global_rank)
 
     def prepare_layout(self) -> bool:
         """On CUDA, CNN weights go channels-last (models.layout): bf16 convolutions run on tensor
@@ -236,10 +238,10 @@ class SSLMethod(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int):
         self.read_skips.add(batch.get("read_skips"))
+        self._settle_monitors(wait=False)  # before the forward: a repair may touch norm statistics
         views = batch["views"]
         loss, emb = self.compute_loss(views)
         step = self.global_step
-        self._settle_monitors(wait=False)
         watch_collapse = emb is not None and self.collapse.threshold > 0
         bs = views[0].shape[0]
         if self.hparams.nan_guard != "off" or watch_collapse:
@@ -262,9 +264,11 @@ class SSLMethod(L.LightningModule):
             # Loss and collapse score come to the host together: one device sync per step.
             elif not self._record_monitors(step, stats.tolist(), watch_collapse):
                 if world_size() == 1:
-                    return None  # Lightning skips backward and the optimiser step
+                    reset_broken_norm_statistics(self)  # no backward will read them
+                    return None  # Lightning skips backward, the optimiser step and the EMA
                 # Lightning refuses None under DDP: every rank runs backward (DDP's gradient
-                # all-reduce needs them all) and the gradients are dropped before the update.
+                # all-reduce needs them all); the gradients are dropped before the update, the
+                # statistics repaired after backward, the EMA left out (on_train_batch_end).
                 self._drop_grads = True
             if watch_collapse:
                 self.log("train/emb_std", stats[2], batch_size=bs)
@@ -279,9 +283,8 @@ class SSLMethod(L.LightningModule):
         if bad and self.hparams.nan_guard != "off":
             elsewhere = math.isfinite(loss)
             check_finite(float("nan") if elsewhere else loss, step, self.hparams.nan_guard,
-                         where=" on another rank" if elsewhere else "")
+                         where=" (non-finite on another rank)" if elsewhere else "")
             self.skipped_steps += 1
-            self._repair_norms = True  # after this step's backward, which reads the statistics
             return False
         self.last_loss = loss
         if watch_collapse:
@@ -299,16 +302,25 @@ class SSLMethod(L.LightningModule):
             optimizer.found_inf, self._found_inf = self._found_inf, None
         if self._drop_grads:
             # A step the guard skipped under DDP: AdamW leaves parameters without a gradient
-            # (and their moments) untouched.
-            optimizer.zero_grad(set_to_none=True)
-            self._drop_grads = False
+            # (and their moments) untouched. Under fp16 the GradScaler skips it already (the
+            # all-reduced gradients are non-finite on every rank), and it refuses a step with
+            # no gradients at all. Backward has run: the statistics can be repaired now, before
+            # any callback (ModelCheckpoint) saves them.
+            if not self._fp16_scaled():
+                optimizer.zero_grad(set_to_none=True)
+            reset_broken_norm_statistics(self)
 
-    def _settle_monitors(self, wait: bool) -> None:
+    def _settle_monitors(self, wait: bool) -> int:
         """Record the deferred monitor numbers that have reached the host (all if `wait`); a
-        skipped step's update was already skipped on the device."""
+        skipped step's update was already skipped on the device, its norm statistics are
+        repaired here. Call it only where no backward is pending (it may modify buffers the
+        autograd graph saved). Returns the number of norm layers repaired."""
+        repaired = 0
         while self._deferred and (wait or self._deferred[0][0].ready()):
             pending, watch_collapse = self._deferred.pop(0)
-            self._record_monitors(pending.step, pending.values(), watch_collapse)
+            if not self._record_monitors(pending.step, pending.values(), watch_collapse):
+                repaired += reset_broken_norm_statistics(self)
+        return repaired
 
     def on_train_end(self) -> None:
         self._settle_monitors(wait=True)
@@ -320,11 +332,9 @@ class SSLMethod(L.LightningModule):
         return ReadSkips.merged(all_gather_objects(self.read_skips))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if outputs is not None:
+        if outputs is not None and not self._drop_grads:
             self.momentum_update()
-        if self._repair_norms:
-            reset_broken_norm_statistics(self)
-            self._repair_norms = False
+        self._drop_grads = False
 
     # ----------------------------------------------------------------- online kNN monitor
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -373,7 +383,13 @@ class SSLMethod(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self._settle_monitors(wait=True)
+        if self._settle_monitors(wait=True) and "state_dict" in checkpoint:
+            # A skip found only now (the device-side guard reports a step late): the state dict
+            # was taken before this hook, with the broken statistics in it.
+            repaired = self.state_dict()
+            for key in checkpoint["state_dict"]:
+                if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                    checkpoint["state_dict"][key] = repaired[key]
         checkpoint["domainssl_monitors"] = {
             "last_loss": self.last_loss, "last_knn": self.last_knn,
             "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,

@@ -46,20 +46,25 @@ def _metric_files(path) -> list[Path]:
 def read_metrics(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Lightning CSVLogger metrics.csv (or a run's csv/ folder, all its segments) ->
     {metric: (steps, values)} for the non-empty cells, in step order."""
-    series: dict[str, list[tuple[float, float]]] = {}
+    segments = []  # per file: [(step, metric, value)]
     for csv_path in _metric_files(path):
         with open(csv_path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                step = row.get("step")
-                if step in (None, ""):
-                    continue
-                for key, value in row.items():
-                    if key in ("step", "epoch") or value in (None, ""):
-                        continue
-                    series.setdefault(key, []).append((float(step), float(value)))
+            segments.append([(float(row["step"]), key, float(value))
+                             for row in csv.DictReader(fh) if row.get("step") not in (None, "")
+                             for key, value in row.items()
+                             if key not in ("step", "epoch") and value not in (None, "")])
+    # A run stopped after its last checkpoint logged steps that its resumption logs again: each
+    # segment keeps only the steps before the next segment's first.
+    series: dict[str, list[tuple[float, float]]] = {}
+    cutoff = float("inf")
+    for rows in reversed(segments):
+        for step, key, value in rows:
+            if step < cutoff:
+                series.setdefault(key, []).append((step, value))
+        cutoff = min([cutoff] + [step for step, _, _ in rows])
     out = {}
     for key, rows in series.items():
-        rows.sort(key=lambda r: r[0])  # stable: a later segment's row follows an earlier one's
+        rows.sort(key=lambda r: r[0])
         out[key] = (np.array([s for s, _ in rows]), np.array([x for _, x in rows]))
     return out
 

@@ -280,8 +280,9 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     try:
         trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks, **trainer_cfg)
         if "sync_batchnorm" not in trainer_cfg and wants_sync_batchnorm(trainer, method):
-            trainer = L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks,
-                                sync_batchnorm=True, **trainer_cfg)
+            # What Lightning's sync_batchnorm=True does at fit, without building a second Trainer
+            # (state_dict keys stay those of BatchNorm, so exports load anywhere).
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     except TypeError as exc:
         raise RecipeError(f"trainer: {exc}; see lightning.Trainer for the keys") from exc
 
@@ -390,9 +391,15 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     ckpt = run_dir / CKPT_DIR / LAST_CKPT
     if resume and not ckpt.is_file():
         raise RecipeError(f"{run_dir}: nothing to resume ({ckpt} is missing)")
-    if not resume and ckpt.is_file() and is_rank_zero():
-        raise RecipeError(f"{run_dir} already holds a run ({ckpt}): continue it with --resume {run_dir}, "
-                          f"or give another --run-dir (or remove that folder) to start afresh")
+    # Two runs in one folder would mix their checkpoints and overwrite each other's logs. The
+    # other ranks of this run may find rank 0's fresh run.json; a last.ckpt they cannot (rank 0
+    # writes none before every rank has joined), so that is what they check.
+    holds_run = (run_dir / RUN_FACTS).is_file() if is_rank_zero() else ckpt.is_file()
+    if not resume and holds_run:
+        what = (f"continue it with --resume {run_dir}, or" if ckpt.is_file()
+                else "it stopped before its first checkpoint;")
+        raise RecipeError(f"{run_dir} already holds a run ({RUN_FACTS}): {what} give another "
+                          f"--run-dir (or remove that folder) to start afresh")
     writer = is_rank_zero()  # the other ranks of a multi-device run write nothing here
     if writer:
         dump_recipe(recipe, run_dir / "config.yaml")

@@ -22,19 +22,22 @@ import os
 import warnings
 from pathlib import Path
 
-# set by torchrun / SLURM for every process they start
-_EXTERNAL_RANK_KEYS = ("RANK", "SLURM_PROCID")
-
 
 def process_rank() -> int:
-    """This process's global rank as far as the environment says (0 in a single process).
-    Ranks started by Lightning on other nodes count as non-zero."""
-    for key in _EXTERNAL_RANK_KEYS:
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    node = int(os.environ.get("NODE_RANK", "0") or 0)
-    return local if node == 0 else node * 1_000_000 + local
+    """This process's global rank as far as the environment says (0 in a single process), read
+    in Lightning's order: RANK (torchrun), then LOCAL_RANK (Lightning's launcher; SLURM_PROCID
+    can be set in a SLURM shell where Lightning starts the processes), then SLURM_PROCID (srun).
+    Processes on other nodes than the first count as non-zero."""
+    env = os.environ
+    if env.get("RANK", "").isdigit():
+        return int(env["RANK"])
+    if env.get("LOCAL_RANK", "").isdigit():
+        node = int(env.get("NODE_RANK", "0") or 0)
+        local = int(env["LOCAL_RANK"])
+        return local if node == 0 else node * 1_000_000 + local
+    if env.get("SLURM_PROCID", "").isdigit():
+        return int(env["SLURM_PROCID"])
+    return 0
 
 
 def is_rank_zero() -> bool:
@@ -46,9 +49,9 @@ def started_by_lightning() -> bool:
     """True in a process Lightning's launcher started after rank 0 had built the run's data: on
     the first node only (other nodes' processes start when their user starts them, maybe before
     rank 0 has finished; they scan for themselves)."""
-    on_first_node = int(os.environ.get("NODE_RANK", "0") or 0) == 0
-    return (process_rank() != 0 and on_first_node
-            and not any(os.environ.get(k) for k in _EXTERNAL_RANK_KEYS))
+    env = os.environ
+    return (not env.get("RANK") and env.get("LOCAL_RANK", "0") not in ("", "0")
+            and int(env.get("NODE_RANK", "0") or 0) == 0)
 
 
 def rank_work_dir(run_dir: Path) -> Path:

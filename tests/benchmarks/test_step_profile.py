@@ -31,7 +31,7 @@ def sp():
     ("triton_poi_fused_convolution_backward_7", "fused (triton)"),
     ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>", "norm / element-wise"),
     ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16>", "norm / element-wise"),
-    ("void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>", "optimizer"),
+    ("void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>", "optimizer / EMA / clipping"),
     ("sm90_xmma_fprop_implicit_gemm_bf16_nhwc", "convolution"),
     ("aten::convolution_backward", "convolution"),
     ("Memcpy HtoD (Pageable -> Device)", "other"),

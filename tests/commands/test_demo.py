@@ -20,6 +20,18 @@ def test_demo_runs_scan_pretrain_export_probe(tmp_path, capsys):
     assert (out / "encoder" / "model.safetensors").is_file() and (out / "probe" / "results.png").is_file()
     assert json.loads((out / "probe" / "meta.json").read_text())["generated_archive"] is True
 
+    # A second demo into the same folder replaces its own run; a foreign run/ folder is kept.
+    assert main(["demo", "--out", str(out), "--steps", "1", "--tiles", "64", "--labeled-per-class", "3",
+                 "--shots", "1", "--seeds", "1"]) == 0
+    assert json.loads((out / "run" / "run.json").read_text())["final"]["global_step"] == 1
+    other = tmp_path / "other"
+    (other / "run").mkdir(parents=True)
+    (other / "run" / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["demo", "--out", str(other), "--steps", "1", "--tiles", "64"]) == 2
+    assert "is not a domainssl run" in capsys.readouterr().err
+    assert (other / "run" / "notes.txt").read_text() == "mine"
+
 
 def test_demo_needs_labels_with_data(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--data", str(tmp_path)]) == 2

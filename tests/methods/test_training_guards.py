@@ -272,3 +272,28 @@ def test_dino_centre_ignores_a_non_finite_batch():
     torch.testing.assert_close(crit.center, torch.tensor([[1.0, 1.0, 1.0]]))
     crit.update_center(torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 0.0]]))
     torch.testing.assert_close(crit.center, torch.tensor([[1.0, 1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_checkpoints_never_hold_broken_norm_statistics(make_trainer, monkeypatch, tmp_path, fused):
+    # NaN in the last batch, a checkpoint after every step: the device-side guard learns of the
+    # skip a step late (here only at the end of training or when the checkpoint is written),
+    # and the step's checkpoint must not carry the NaN statistics the forward pass left.
+    import lightning as L
+
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: fused)
+    method = build_method("byol", _enc(), lr=1e-3, max_steps=3, proj_hidden_dim=16,
+                          pred_hidden_dim=16, proj_dim=8)
+    saver = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(tmp_path), every_n_train_steps=1,
+                                                save_top_k=-1, filename="s{step}")
+    make_trainer(3, enable_checkpointing=True, callbacks=[saver]).fit(
+        method, _loader_with_nan(at_batch=2, n_batches=3))
+    assert method.skipped_steps == 1
+    assert all(torch.isfinite(b.float()).all() for b in method.buffers())
+    saved = sorted(tmp_path.glob("s*.ckpt"))
+    assert len(saved) == 3
+    for path in saved:
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v.float()).all() for v in state.values()), path.name

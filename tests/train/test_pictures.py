@@ -1,0 +1,30 @@
+"""Reading a run's CSV log across resumed segments (what the curves plot)."""
+
+from domainssl.train.pictures import read_metrics
+
+
+def _write(path, rows):
+    path.write_text("epoch,step,train/loss,val/knn_acc\n" + "".join(f"0,{s},{l},{k}\n" for s, l, k in rows))
+
+
+def test_segments_are_joined_and_steps_logged_twice_keep_the_resumed_value(tmp_path):
+    # part 1: steps 0-5 logged, but the last checkpoint was at step 3; the resumed run logs
+    # steps 4-7 again (metrics.csv). Steps 4 and 5 must come from the resumed run only.
+    _write(tmp_path / "metrics.part1.csv", [(0, 1.0, ""), (1, 0.9, ""), (2, 0.8, 0.3), (3, 0.7, ""),
+                                             (4, 0.66, ""), (5, 0.65, 0.4)])
+    _write(tmp_path / "metrics.csv", [(4, 0.6, ""), (5, 0.5, ""), (6, 0.4, 0.5), (7, 0.3, "")])
+    data = read_metrics(tmp_path)
+    steps, loss = data["train/loss"]
+    assert steps.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert loss.tolist() == [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    assert data["val/knn_acc"][0].tolist() == [2, 6] and data["val/knn_acc"][1].tolist() == [0.3, 0.5]
+    # a single file reads as before
+    assert read_metrics(tmp_path / "metrics.csv")["train/loss"][0].tolist() == [4, 5, 6, 7]
+
+
+def test_parts_are_read_in_numeric_order(tmp_path):
+    _write(tmp_path / "metrics.part2.csv", [(10, 2.0, "")])
+    _write(tmp_path / "metrics.part10.csv", [(20, 3.0, "")])
+    _write(tmp_path / "metrics.part1.csv", [(0, 1.0, "")])
+    _write(tmp_path / "metrics.csv", [(30, 4.0, "")])
+    assert read_metrics(tmp_path)["train/loss"][1].tolist() == [1.0, 2.0, 3.0, 4.0]
