@@ -92,3 +92,21 @@ def test_from_checkpoint_reports_mismatch(tmp_path, make_trainer):
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="not a domainssl"):
         from_checkpoint(tmp_path / "other.ckpt")
+
+
+def test_resumed_read_skip_count_is_carried_by_rank_zero_only(monkeypatch):
+    # A checkpoint holds the read skips summed over ranks; on resume every rank loads it, and
+    # the count would be added once per rank if each carried it on.
+    from lightning import LightningModule
+
+    method = build_method("simclr", _enc(), proj_hidden_dim=16, proj_dim=8)
+    method.read_skips.add(["a.tif: truncated", "b.tif: truncated", "a.tif: truncated"])
+    saved = {}
+    method.on_save_checkpoint(saved)
+    assert saved["domainssl_monitors"]["read_skips"] == {"count": 3, "examples": ["a.tif: truncated",
+                                                                                  "b.tif: truncated"]}
+    for rank, expected in [(0, 3), (1, 0)]:
+        monkeypatch.setattr(LightningModule, "global_rank", property(lambda self, r=rank: r))
+        resumed = build_method("simclr", _enc(), proj_hidden_dim=16, proj_dim=8)
+        resumed.on_load_checkpoint(saved)
+        assert resumed.read_skips.count == expected
