@@ -26,7 +26,9 @@ BAND_SUFFIXES = (".tif", ".tiff")
 
 # A band name at the end of the file stem: "B02", "..._B8A", "..._SR_B4", "..._B8A_20m"; bands
 # 1-12 (Sentinel-2 B01-B12 and B8A, Landsat B1-B11), so "..._b0" (a diffusion b-value) is not one.
-_BAND_STEM = re.compile(r"(?:^|[_\-.])(B(0?[1-9]|1[0-2])(A?))(?:_\d+m)?$", re.IGNORECASE)
+# B01..B12, B8A, optionally "_20m" (SAFE); Landsat 7 ETM+ L1 keeps two gains of its thermal band
+# as B6_VCID_1 / B6_VCID_2 (two bands, not two scenes).
+_BAND_STEM = re.compile(r"(?:^|[_\-.])(B(0?[1-9]|1[0-2])(A|_VCID_[12])?)(?:_\d+m)?$", re.IGNORECASE)
 
 # Upsampling 20/60 m bands to the finest grid: bilinear (a smooth surface, no blocks).
 DEFAULT_RESAMPLE = "bilinear"
@@ -34,7 +36,8 @@ DEFAULT_RESAMPLE = "bilinear"
 
 def band_name(filename: str) -> str | None:
     """The band a file holds, from its name ("B02.tif" -> "B02", "LC08_..._SR_B4.TIF" -> "B4",
-    "T29RKH_..._B8A_20m.tif" -> "B8A"), or None when the name is not a band's ("TCI.tif")."""
+    "T29RKH_..._B8A_20m.tif" -> "B8A", "LE07_..._B6_VCID_1.TIF" -> "B6_VCID_1"), or None when
+    the name is not a band's ("TCI.tif")."""
     name = os.path.basename(filename)
     low = name.lower()
     if not low.endswith(BAND_SUFFIXES):
@@ -45,8 +48,9 @@ def band_name(filename: str) -> str | None:
 
 
 def _band_order(name: str) -> tuple[int, int]:
-    number, letter = re.fullmatch(r"B(\d{1,2})(A?)", name).groups()
-    return int(number), len(letter)  # B08 < B8A < B09
+    number, suffix = re.fullmatch(r"B(\d{1,2})(A|_VCID_[12])?", name).groups()
+    # B08 < B8A < B09; B6_VCID_1 < B6_VCID_2 < B7
+    return int(number), 0 if not suffix else (1 if suffix == "A" else int(suffix[-1]))
 
 
 def _named_bands(folder) -> list[tuple[str, str]]:

@@ -19,6 +19,8 @@ from raster_factory import write_geotiff  # noqa: E402
     ("LC08_L2SP_042034_20200101_02_T1_SR_B4.TIF", "B4"), ("B12.tiff", "B12"),
     ("TCI.tif", None), ("SCL.tif", None), ("B02_mask.tif", None), ("B02.jp2", None), ("AB02.tif", None),
     ("LC08_L2SP_042034_20200101_02_T1_ST_B10.TIF", "B10"), ("sub-01_dwi_b0.tif", None), ("B13.tif", None),
+    ("LE07_L1TP_042034_20020101_20200917_02_T1_B6_VCID_1.TIF", "B6_VCID_1"),
+    ("LE07_L1TP_042034_20020101_20200917_02_T1_B6_VCID_2.TIF", "B6_VCID_2"), ("B6_VCID_3.tif", None),
 ])
 def test_band_name(filename, band):
     assert band_name(filename) == band
@@ -294,3 +296,16 @@ def test_a_broken_band_rejects_the_scene_naming_the_file(tmp_path):
     scan_archive(tmp_path / "archive", tmp_path / "m.jsonl", jobs=0)
     (record,) = read_manifest(tmp_path / "m.jsonl", status=None)
     assert record["path"].endswith("scene") and record["status"] == "rejected" and "B04.tif" in record["reason"]
+
+
+def test_landsat7_thermal_gains_are_two_bands_in_order(tmp_path):
+    # ETM+ Level-1 scenes hold the thermal band twice (low and high gain): one scene, not two
+    scene = tmp_path / "LE07_L1TP_042034_20020101_20200917_02_T1"
+    scene.mkdir()
+    stem = scene.name
+    for band, value in [("B7", 7), ("B6_VCID_2", 62), ("B5", 5), ("B6_VCID_1", 61)]:
+        write_geotiff(scene / f"{stem}_{band}.TIF", np.full((1, 4, 4), value, dtype=np.uint8), pixel=30.0)
+    assert [b for b, _ in band_files(scene)] == ["B5", "B6_VCID_1", "B6_VCID_2", "B7"]
+    image = open_image(scene)
+    assert image.channel_names == ["B5", "B6_VCID_1", "B6_VCID_2", "B7"]
+    assert image.read()[:, 0, 0].tolist() == [5, 61, 62, 7]
