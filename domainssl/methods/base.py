@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import lightning as L
@@ -279,6 +280,14 @@ class SSLMethod(L.LightningModule):
         """Host-side bookkeeping of one step's [loss, non-finite on any rank, (collapse score)]:
         the NaN guard (warns, counts a skipped step, or raises for 'stop'), last loss, collapse
         monitor. Returns False for a step the guard skips."""
+        if self._trainer is not None and self.global_rank != 0:
+            # Every rank reaches the same verdict (the flag is all-reduced): rank 0 says it once.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self._record_monitors_here(step, values, watch_collapse)
+        return self._record_monitors_here(step, values, watch_collapse)
+
+    def _record_monitors_here(self, step: int, values: list[float], watch_collapse: bool) -> bool:
         loss, bad = values[0], values[1] > 0
         if bad and self.hparams.nan_guard != "off":
             elsewhere = math.isfinite(loss)

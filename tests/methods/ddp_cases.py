@@ -166,10 +166,15 @@ def lightning_ddp_body(rank, world, runs):
         trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=world, strategy="ddp",
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, use_distributed_sampler=False, **val_kw)
-        trainer.fit(method, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None),
-                    val_dataloaders=val)
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(method, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None),
+                        val_dataloaders=val)
         result = {"state": {k: v.detach().clone() for k, v in method.state_dict().items()},
-                  "facts": method.card_facts(), "random_draw": torch.rand(4)}
+                  "facts": method.card_facts(), "random_draw": torch.rand(4),
+                  "nan_warnings": [str(w.message) for w in caught if "non-finite" in str(w.message)]}
         if val is not None:  # what one process scores over the whole labeled set
             from domainssl.methods.monitors import knn_accuracy
 

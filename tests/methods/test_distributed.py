@@ -115,6 +115,11 @@ def test_ddp_nan_step_is_skipped_on_every_rank(ddp_runs, i):
     for r in ranks:
         assert r["facts"]["skipped_steps"] == 1
         assert all(torch.isfinite(v.float()).all() for v in r["state"].values())
+    # said once, by rank 0; BYOL's loss is per rank, so rank 0 learns of rank 1's NaN from the
+    # flag (SimCLR's gathered loss is NaN on every rank)
+    assert len(ranks[0]["nan_warnings"]) == 1 and ranks[1]["nan_warnings"] == []
+    if DDP_RUNS[i]["method"] == "byol":
+        assert "on another rank" in ranks[0]["nan_warnings"][0]
     a, b = ranks[0]["state"], ranks[1]["state"]
     # BatchNorm running statistics are per rank (no SyncBatchNorm on CPU); all else is shared
     differ = [k for k in a if not k.endswith(("running_mean", "running_var"))
