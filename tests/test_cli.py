@@ -56,3 +56,23 @@ def test_error_text_unwraps_an_error_from_a_dataloader_worker():
     assert "Original Traceback" in str(caught.value)
     assert error_text(caught.value) == "patches of different shapes cannot be stacked; set data.target_shape"
     assert error_text(ValueError("plain message")) == "plain message"
+
+
+def test_error_text_unwraps_an_unreadable_file_from_a_worker():
+    # ImageReadError(path, reason) must survive torch's one-argument re-raise
+    import pytest
+    import torch
+
+    from domainssl.cli import error_text
+    from domainssl.io.errors import ImageReadError
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            raise ImageReadError("/archive/a.dcm", "truncated file")
+
+    with pytest.raises(ImageReadError) as caught:
+        next(iter(torch.utils.data.DataLoader(Broken(), num_workers=1)))
+    assert error_text(caught.value) == "/archive/a.dcm: truncated file"

@@ -98,7 +98,8 @@ def run(args) -> int:
 
         run_dir = out / "run"
         if run_dir.is_dir():
-            if not (run_dir / "run.json").is_file() and any(run_dir.iterdir()):
+            ours = (run_dir / "run.json").is_file() or (run_dir / "config.yaml").is_file()
+            if not ours and any(run_dir.iterdir()):
                 raise RecipeError(f"{run_dir} exists and is not a domainssl run; choose another --out")
             shutil.rmtree(run_dir)  # the demo's own run from an earlier `domainssl demo --out` here
         facts = run_pretraining(recipe, run_dir)
@@ -118,7 +119,9 @@ def run(args) -> int:
         rows, meta = compare_encoders(encoder_dir, labeled, shots=parse_shots(args.shots), seeds=args.seeds,
                                       modes=["linear", "knn"], cache_dir=out / "probe" / "feature_cache")
     except (RecipeError, CardError, CardMismatchError, ValueError) as exc:
-        print(f"domainssl demo: error: {exc}", file=sys.stderr)
+        from ..cli import error_text
+
+        print(f"domainssl demo: error: {error_text(exc)}", file=sys.stderr)
         return 2
     meta["generated_archive"] = generated
     write_results(rows, out / "probe", meta)

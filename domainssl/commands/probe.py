@@ -84,7 +84,9 @@ def run(args) -> int:
             finetune_kw={"steps": args.finetune_steps, "lr": args.finetune_lr, "layer_decay": args.layer_decay},
             cache_dir=args.cache_dir or out / "feature_cache", batch_size=args.batch_size, device=args.device)
     except (CardError, CardMismatchError, WeightsMismatchError, LabeledDataError, ValueError) as exc:
-        print(f"domainssl probe: error: {exc}", file=sys.stderr)
+        from ..cli import error_text
+
+        print(f"domainssl probe: error: {error_text(exc)}", file=sys.stderr)
         return 2
     paths = write_results(rows, out, meta)
     plot = plot_results(rows, out / "results.png", title=f"{labeled.name}: {meta['arch']}")

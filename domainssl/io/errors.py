@@ -9,7 +9,12 @@ class ImageReadError(ValueError):
     inside a decoder.
     """
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path, reason: str | None = None):
+        if reason is None:
+            # one message: how torch re-raises an error from a DataLoader worker process
+            self.path, self.reason = "", str(path)
+            super().__init__(str(path))
+            return
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")

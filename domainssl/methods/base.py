@@ -109,8 +109,9 @@ class SSLMethod(L.LightningModule):
         self.read_skips = ReadSkips()  # this rank's
         self._run_read_skips: ReadSkips | None = None  # all ranks', set at train end
         self._fused_optimizer = False
-        self._found_inf: torch.Tensor | None = None
-        self._drop_grads = False
+        self._found_inf: torch.Tensor | None = None  # device-side guard: skip the next update
+        self._drop_grads = False  # synchronising guard: skip the next update
+        self._stepped = False     # an optimiser update happened in this batch (the EMA follows)
         self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
@@ -122,7 +123,8 @@ class SSLMethod(L.LightningModule):
         raise NotImplementedError
 
     def momentum_update(self) -> None:
-        """Called after each optimiser step that was not skipped (EMA of teacher/target nets)."""
+        """Called after each optimiser update (EMA of teacher/target nets); not after one the
+        synchronising NaN guard skipped, nor after a micro-batch that only accumulated."""
 
     def compile_targets(self) -> list[nn.Module]:
         """Modules compiled in place when compile=True (state_dict keys stay unchanged)."""
@@ -260,17 +262,20 @@ class SSLMethod(L.LightningModule):
                 # the device works on; they are reported (warning, skipped_steps, last_loss) by
                 # `_settle_monitors` a step later.
                 if self.hparams.nan_guard == "skip":
-                    self._found_inf = stats[1]
+                    # over accumulated micro-batches: any non-finite one skips the update
+                    self._found_inf = (stats[1] if self._found_inf is None
+                                       else torch.maximum(self._found_inf, stats[1]))
                 self._deferred.append((DeferredStats(step, stats), watch_collapse))
             # Loss and collapse score come to the host together: one device sync per step.
             elif not self._record_monitors(step, stats.tolist(), watch_collapse):
-                if world_size() == 1:
-                    reset_broken_norm_statistics(self)  # no backward will read them
-                    return None  # Lightning skips backward, the optimiser step and the EMA
-                # Lightning refuses None under DDP: every rank runs backward (DDP's gradient
-                # all-reduce needs them all); the gradients are dropped before the update, the
-                # statistics repaired after backward, the EMA left out (on_train_batch_end).
+                # The update this batch belongs to is skipped (with gradient accumulation, the
+                # whole accumulated one): its gradients are dropped before it, the norm
+                # statistics repaired once backward has run, the EMA left out.
                 self._drop_grads = True
+                if world_size() == 1:
+                    return None  # Lightning skips this backward
+                # Lightning refuses None under DDP: every rank runs backward (DDP's gradient
+                # all-reduce needs them all).
             if watch_collapse:
                 self.log("train/emb_std", stats[2], batch_size=bs)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
@@ -309,15 +314,17 @@ class SSLMethod(L.LightningModule):
         # Fused AdamW reads `found_inf` after the closure (forward + backward) has run.
         if self._found_inf is not None:
             optimizer.found_inf, self._found_inf = self._found_inf, None
+        self._stepped = not self._drop_grads
         if self._drop_grads:
-            # A step the guard skipped under DDP: AdamW leaves parameters without a gradient
+            # A step the synchronising guard skipped: AdamW leaves parameters without a gradient
             # (and their moments) untouched. Under fp16 the GradScaler skips it already (the
-            # all-reduced gradients are non-finite on every rank), and it refuses a step with
-            # no gradients at all. Backward has run: the statistics can be repaired now, before
-            # any callback (ModelCheckpoint) saves them.
+            # gradients are non-finite, or none: Lightning then skips the scaler's step), and it
+            # refuses a step with no gradients at all. Backward has run: the statistics can be
+            # repaired now, before any callback (ModelCheckpoint) saves them.
             if not self._fp16_scaled():
                 optimizer.zero_grad(set_to_none=True)
             reset_broken_norm_statistics(self)
+            self._drop_grads = False
 
     def _settle_monitors(self, wait: bool) -> int:
         """Record the deferred monitor numbers that have reached the host (all if `wait`); a
@@ -341,9 +348,16 @@ class SSLMethod(L.LightningModule):
         return ReadSkips.merged(all_gather_objects(self.read_skips))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if outputs is not None and not self._drop_grads:
+        # The EMA follows each optimiser update: not after a skipped one, not after a
+        # micro-batch that only accumulated gradients.
+        if self._stepped:
             self.momentum_update()
-        self._drop_grads = False
+        self._stepped = False
+
+    def on_validation_start(self) -> None:
+        # A skip the device-side guard has not reported yet may have left NaN norm statistics,
+        # which the kNN monitor's eval-mode features would use; no backward is pending here.
+        self._settle_monitors(wait=True)
 
     # ----------------------------------------------------------------- online kNN monitor
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -37,7 +37,8 @@ def process_rank() -> int:
         return local if node == 0 else node * 1_000_000 + local
     if env.get("SLURM_PROCID", "").isdigit():
         return int(env["SLURM_PROCID"])
-    return 0
+    # the first process of another node, started by hand (Lightning sets its LOCAL_RANK later)
+    return int(env.get("NODE_RANK", "0") or 0) * 1_000_000
 
 
 def is_rank_zero() -> bool:

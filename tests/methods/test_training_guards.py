@@ -297,3 +297,49 @@ def test_checkpoints_never_hold_broken_norm_statistics(make_trainer, monkeypatch
     for path in saved:
         state = torch.load(path, weights_only=True)["state_dict"]
         assert all(torch.isfinite(v.float()).all() for v in state.values()), path.name
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_accumulated_gradients_skip_the_update_a_nan_micro_batch_belongs_to(make_trainer, monkeypatch, fused):
+    # 3 updates of 2 micro-batches; NaN in the first micro-batch of the second update: that
+    # update is skipped as a whole, the others happen, the EMA follows each real update only.
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: fused)
+    method = build_method("byol", _enc(), lr=1e-3, max_steps=3, proj_hidden_dim=16,
+                          pred_hidden_dim=16, proj_dim=8)
+    emas = []
+    monkeypatch.setattr(method, "momentum_update", lambda: emas.append(method.global_step))
+    make_trainer(3, accumulate_grad_batches=2).fit(method, _loader_with_nan(at_batch=2, n_batches=6))
+    assert method.skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in method.parameters())
+    assert all(torch.isfinite(b.float()).all() for b in method.buffers())
+    opt_steps = {int(s["step"]) for s in method.trainer.optimizers[0].state.values()}
+    assert opt_steps == {2}
+    # one EMA per update: the device-side guard cannot tell the host which one it skipped
+    assert len(emas) == (3 if fused else 2)
+
+
+def test_ema_does_not_follow_a_skipped_update(make_trainer, monkeypatch):
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: False)
+    method = build_method("byol", _enc(), lr=1e-3, max_steps=4, proj_hidden_dim=16,
+                          pred_hidden_dim=16, proj_dim=8)
+    emas = []
+    monkeypatch.setattr(method, "momentum_update", lambda: emas.append(method.global_step))
+    make_trainer(4).fit(method, _loader_with_nan(at_batch=1, n_batches=4))
+    assert method.skipped_steps == 1 and len(emas) == 3
+
+
+def test_validation_settles_a_skip_reported_late_before_scoring():
+    # the device-side guard learns of a skip a step late; the kNN monitor's eval-mode features
+    # must not use the NaN statistics that step left
+    from domainssl.methods.monitors import DeferredStats
+
+    method = build_method("byol", _enc(), proj_hidden_dim=16, pred_hidden_dim=16, proj_dim=8)
+    bn = method.projector[1]
+    bn.running_mean.fill_(float("nan"))
+    method._deferred.append((DeferredStats(5, torch.tensor([float("nan"), 1.0, 0.5])), True))
+    method.on_validation_start()
+    assert method.skipped_steps == 1 and torch.isfinite(bn.running_mean).all()

@@ -16,6 +16,7 @@ KEYS = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")
     ({"LOCAL_RANK": "0"}, 0, False),                         # Lightning's launching process
     ({"LOCAL_RANK": "3"}, 3, True),                          # a process Lightning started
     ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, 1_000_000, False),  # node 2, started by its user
+    ({"NODE_RANK": "1"}, 1_000_000, False),                  # ... before Lightning sets LOCAL_RANK
     ({"LOCAL_RANK": "1", "NODE_RANK": "1"}, 1_000_001, False),  # node 2: rank 0 may not be done
     ({"RANK": "2", "LOCAL_RANK": "2"}, 2, False),            # torchrun
     ({"RANK": "0", "LOCAL_RANK": "0"}, 0, False),
