@@ -54,18 +54,24 @@ def _tifffile_warnings():
     records: list[str] = []
     thread = threading.get_ident()
 
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            if record.thread == thread:  # the archive scan may parse other files in other threads
+    # A filter, not a handler: a record it keeps back reaches no handler, neither tifffile's
+    # nor, by propagation, those of the user's own logging set-up (a handler would collect the
+    # message while the user's root handler still printed it).
+    class _Collect(logging.Filter):
+        def filter(self, record):
+            # the archive scan may parse other files in other threads: theirs pass on
+            if record.thread == thread and record.levelno >= logging.WARNING:
                 records.append(record.getMessage())
+                return False
+            return True
 
     logger = logging.getLogger("tifffile")
-    handler = _Collect(level=logging.WARNING)
-    logger.addHandler(handler)
+    collect = _Collect()
+    logger.addFilter(collect)
     try:
         yield records
     finally:
-        logger.removeHandler(handler)
+        logger.removeFilter(collect)
 
 
 def _fatal(messages: list[str]) -> list[str]:

@@ -166,3 +166,26 @@ def test_a_truncated_tiff_is_reported_in_its_record_not_on_the_terminal(demo_arc
     assert rec["status"] == "rejected" and "not a readable TIFF" in rec["reason"]
     assert "invalid offset" in rec["reason"]
     assert capfd.readouterr().err == ""
+
+
+def test_tifffile_messages_stay_out_of_the_users_own_logging(demo_archive, tmp_path):
+    # a user's script with logging configured (a root handler): the scan still keeps tifffile's
+    # message in the record, and the user's log does not get it
+    import logging
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    handler = Keep(level=logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        scan_archive(os.path.join(demo_archive["root"], "broken"), tmp_path / "m.jsonl", jobs=0)
+    finally:
+        root.removeHandler(handler)
+    (rec,) = read_manifest(tmp_path / "m.jsonl", status=None)
+    assert "invalid offset" in rec["reason"]
+    assert not [m for m in seen if "invalid offset" in m]
