@@ -343,3 +343,22 @@ def test_validation_settles_a_skip_reported_late_before_scoring():
     method._deferred.append((DeferredStats(5, torch.tensor([float("nan"), 1.0, 0.5])), True))
     method.on_validation_start()
     assert method.skipped_steps == 1 and torch.isfinite(bn.running_mean).all()
+
+
+def test_loss_is_logged_only_on_the_steps_the_loggers_write(make_trainer, monkeypatch):
+    # log_every_n_steps=2 over 5 steps: the loggers write after steps 2 and 4, and the run's
+    # last line reads step 5; logging on the other steps only costs host time
+    method = build_method("simclr", _enc(), lr=1e-3, max_steps=5, proj_hidden_dim=16, proj_dim=8)
+    logged = []
+    real_log = method.log
+
+    def spy(name, value, *args, **kwargs):
+        logged.append((name, method.global_step + 1))
+        return real_log(name, value, *args, **kwargs)
+
+    monkeypatch.setattr(method, "log", spy)
+    trainer = make_trainer(5, log_every_n_steps=2)
+    trainer.fit(method, _loader_with_nan(at_batch=99, n_batches=5))
+    assert [s for n, s in logged if n == "train/loss"] == [2, 4, 5]
+    assert [s for n, s in logged if n == "train/emb_std"] == [2, 4, 5]
+    assert trainer.callback_metrics["train/loss"] == pytest.approx(method.last_loss)
