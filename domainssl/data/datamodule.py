@@ -22,7 +22,7 @@ from .errors import DataSetupError
 from ..io.scan import read_manifest, scan_archive
 from .consistency import (left_out_message, mixed_scale_message, mixed_units_message, record_key,
                           select_consistent)
-from .dataset import EpochSampler, PatchDataset, collate_samples
+from .dataset import EpochSampler, PatchDataset, collate_samples, loader_generator
 from .samplers import GridPatchSampler, RandomPatchSampler
 from .stats import compute_stats, load_stats, save_stats
 
@@ -206,28 +206,24 @@ class PatchDataModule(L.LightningDataModule):
         sampler = EpochSampler(len(self.dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world,
                                slot_images=self.dataset.slot_images() if self.shuffle_buffer else None,
                                buffer=self.shuffle_buffer)
-        done = _batches_done_in_epoch(trainer)
-        if done:
-            sampler.skip_once(done * self.batch_size)
+        if _resuming(trainer):
+            sampler.resume_at(trainer.current_epoch,
+                              trainer.fit_loop.epoch_loop.batch_progress.total.processed, self.batch_size)
         if len(sampler) < self.batch_size:
             raise DataSetupError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
                                  f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
         self.dataset.close_all()  # no open file handle may be inherited by forked workers
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers,
+                          num_workers=self.num_workers, generator=loader_generator(self.seed),
                           collate_fn=ReportSkippedReads(self.collate_fn or collate_samples, self.dataset),
                           drop_last=True, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
 
 
-def _batches_done_in_epoch(trainer) -> int:
-    """Batches of the current epoch already trained when a run resumes mid-epoch, else 0.
-
-    Lightning restores its loop counters before it asks for the train loader; the epoch's
-    order is a function of (seed, epoch), so skipping that many batches resumes the data
-    order exactly (the EpochSampler holds no other state).
-    """
+def _resuming(trainer) -> bool:
+    """True when Lightning has just restored a checkpoint's loop counters (it does so before it
+    asks for the train loader). The data order is a function of (seed, data epoch), so the
+    batches trained so far say where it continues (`EpochSampler.resume_at`); the sampler holds
+    no other state."""
     loop = getattr(trainer, "fit_loop", None) if trainer is not None else None
-    if loop is None or not loop.restarting:
-        return 0
-    return int(loop.epoch_loop.batch_progress.current.processed)
+    return loop is not None and bool(loop.restarting)

@@ -312,6 +312,13 @@ def resample_patch(data: np.ndarray, mask: np.ndarray | None, spacing: Sequence[
     return out, mask, new_spacing
 
 
+def loader_generator(seed: int) -> torch.Generator:
+    """A DataLoader's own generator. Without one, every new iterator (each epoch, and a resumed
+    run's first) draws its worker base seed from the global generator, shifting MAE's masks and
+    drop-path: a resumed run would then draw other masks than an uninterrupted one."""
+    return torch.Generator().manual_seed(int(seed) % 2**63)
+
+
 class EpochSampler(Sampler[int]):
     """Indices `epoch * EPOCH_STRIDE + item` for one epoch, shuffled and sharded by rank.
 
@@ -351,10 +358,23 @@ class EpochSampler(Sampler[int]):
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
+        self.epoch_offset = 0  # data epoch minus the training loop's epoch (see `resume_at`)
         self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        """The training loop's epoch; the order is that of data epoch `epoch + epoch_offset`."""
+        self.epoch = int(epoch) + self.epoch_offset
+
+    def resume_at(self, loop_epoch: int, batches_done: int, batch_size: int) -> None:
+        """Continue after `batches_done` batches of `batch_size` (drop_last) counted over the whole
+        run, when the training loop says epoch `loop_epoch`. The two can disagree: Lightning marks
+        an epoch finished when a run stops at max_steps mid-epoch, so a checkpoint saved after
+        such a run resumes at the next epoch number with the unfinished epoch's batch count."""
+        per_epoch = max(1, len(self) // int(batch_size))
+        data_epoch, done_in_epoch = divmod(int(batches_done), per_epoch)
+        self.epoch_offset = data_epoch - int(loop_epoch)
+        self.set_epoch(loop_epoch)
+        self.skip_once(done_in_epoch * int(batch_size))
 
     def skip_once(self, n_indices: int) -> None:
         """Leave out the first `n_indices` of the next epoch's order (a run resumed mid-epoch

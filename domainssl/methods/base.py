@@ -24,6 +24,7 @@ from .distributed import all_gather_objects, all_reduce_max, world_size
 from .monitors import (CollapseMonitor, DeferredStats, ReadSkips, check_finite, embedding_std, knn_accuracy,
                        reset_broken_norm_statistics)
 from .optim import fused_adamw_available
+from .random_state import capture_rng, restore_rng
 from .schedules import WarmupCosine, cosine_schedule
 
 
@@ -112,6 +113,7 @@ class SSLMethod(L.LightningModule):
         self._found_inf: torch.Tensor | None = None  # device-side guard: skip the next update
         self._drop_grads = False  # synchronising guard: skip the next update
         self._stepped = False     # an optimiser update happened in this batch (the EMA follows)
+        self._rng_to_restore: dict | None = None  # from a checkpoint, applied at fit start
         self._deferred: list[tuple[DeferredStats, bool]] = []
         self._val_feats: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
@@ -217,7 +219,10 @@ class SSLMethod(L.LightningModule):
         if self.batch_views is not None:
             self.batch_views.to(self.device)
         self.prepare_layout()
-        if self.trainer.world_size > 1:
+        if self._rng_to_restore is not None:  # a resumed run goes on where it stopped
+            restore_rng(self._rng_to_restore, self.device)
+            self._rng_to_restore = None
+        elif self.trainer.world_size > 1:
             # Every rank was seeded alike; MAE's masks (and drop-path) would then be the same on
             # every GPU for the same position in the batch. One stream per rank, as the
             # reference implementations do (seed + rank; the seed Lightning's seed_everything
@@ -431,6 +436,12 @@ class SSLMethod(L.LightningModule):
             "skipped_steps": self.skipped_steps, "emb_std": self.collapse.last,
             "collapse_warnings": self.collapse.tripped,
             "read_skips": self._read_skips_over_ranks().facts()}
+        # every rank's generators (a collective: every rank saves), and where the GPU view
+        # generator's stream stands, so that resuming draws what an uninterrupted run would
+        checkpoint["domainssl_rng"] = all_gather_objects(capture_rng(self.device))
+        if self.batch_views is not None:
+            checkpoint["domainssl_views"] = {"epoch": int(self.batch_views.epoch),
+                                             "counter": int(self.batch_views._counter)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         m = checkpoint.get("domainssl_monitors") or {}
@@ -440,3 +451,11 @@ class SSLMethod(L.LightningModule):
         # it once per rank.
         self.read_skips = ReadSkips.from_facts(m.get("read_skips") if self.global_rank == 0 else None)
         self.collapse.last, self.collapse.tripped = m.get("emb_std"), int(m.get("collapse_warnings") or 0)
+        states = checkpoint.get("domainssl_rng") or []
+        ranks = self.trainer.world_size if self._trainer is not None else 1
+        # on another number of processes the streams do not map: fit start seeds afresh
+        mine = self.global_rank if len(states) == ranks else None
+        self._rng_to_restore = states[mine] if mine is not None and mine < len(states) else None
+        views = checkpoint.get("domainssl_views")
+        if views and self.batch_views is not None:
+            self.batch_views.epoch, self.batch_views._counter = views["epoch"], views["counter"]

@@ -14,7 +14,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.dataset import EPOCH_STRIDE, EpochSampler, collate_samples
+from ..data.dataset import EPOCH_STRIDE, EpochSampler, collate_samples, loader_generator
 from ..data.stats import compute_stats
 
 
@@ -101,5 +101,6 @@ class ArrayDataModule(L.LightningDataModule):
                                rank=trainer.global_rank if trainer is not None else None,
                                world_size=trainer.world_size if trainer is not None else None)
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          generator=loader_generator(self.seed),
                           collate_fn=self.collate_fn or collate_samples, drop_last=True,
                           persistent_workers=self.num_workers > 0)

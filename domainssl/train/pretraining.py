@@ -74,6 +74,8 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
     import torch
     from torch.utils.data import DataLoader
 
+    from ..data.dataset import loader_generator
+
     from ..transfer.labeled import load_labeled
     from ..transfer.preprocess import make_input_spec, prepare_inputs
 
@@ -88,7 +90,8 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
     images = prepare_inputs(labeled, spec, indices=idx, progress=False)
     labels = torch.as_tensor(labeled.labels[idx], dtype=torch.long)
     items = [{"image": images[i], "label": labels[i], "index": torch.tensor(i)} for i in range(len(idx))]
-    return DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=_stack_items)
+    return DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=_stack_items,
+                      generator=loader_generator(0))
 
 
 def _stack_items(items: list[dict]) -> dict:
@@ -109,6 +112,7 @@ def sharded_over_ranks(loader):
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return loader
     return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                      generator=loader.generator,
                       sampler=DistributedSampler(loader.dataset, shuffle=False))
 
 

@@ -55,3 +55,23 @@ def test_two_process_run_reports_once_and_writes_one_run_directory(archive, tmp_
         rows = lambda p: sorted(p.read_text().splitlines())  # noqa: E731
         assert rows(others / "manifest.jsonl") == rows(run / "manifest.jsonl")
     assert "Traceback" not in done.stderr
+
+
+def test_a_resumed_two_process_run_ends_where_an_uninterrupted_one_does(archive, tmp_path):
+    # each rank's generators are saved and given back to that rank; the data order continues
+    import torch
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "domainssl", *args], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    two = ["--trainer.devices", "2", "--data.patches_per_image", "2", "--pictures.views", "false",
+           "--pictures.reconstructions", "false"]
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    run(*tiny_pretrain_args(archive, straight, 6), *two)
+    run(*tiny_pretrain_args(archive, halves, 3), "--method.max_steps", "6", *two)
+    run("pretrain", "--resume", str(halves), "--trainer.max_steps", "6")
+    a, b = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+            for r in (straight, halves))
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -45,6 +45,24 @@ def test_epoch_sampler_shards_without_repeats():
     assert [i % EPOCH_STRIDE for i in again] != [i % EPOCH_STRIDE for i in shards[0]]
 
 
+@pytest.mark.parametrize("loop_epoch", [0, 1])
+def test_resuming_continues_the_order_whatever_epoch_the_loop_reports(loop_epoch):
+    # 16 slots, batches of 4, 3 batches trained. Resumed from a mid-epoch checkpoint the loop
+    # says epoch 0; resumed from the one Lightning saves after stopping at max_steps it says 1.
+    # Either way the rest is data epoch 0's last batch, then data epoch 1.
+    uninterrupted = EpochSampler(16, seed=3)
+    orders = []
+    for epoch in (0, 1):
+        uninterrupted.set_epoch(epoch)
+        orders.append(list(uninterrupted))
+    resumed = EpochSampler(16, seed=3)
+    resumed.resume_at(loop_epoch, batches_done=3, batch_size=4)
+    resumed.set_epoch(loop_epoch)            # Lightning, at the start of the resumed epoch
+    assert list(resumed) == orders[0][12:]
+    resumed.set_epoch(loop_epoch + 1)
+    assert list(resumed) == orders[1]
+
+
 def test_shuffle_buffer_keeps_each_image_together_and_every_slot_once(tile_records):
     # 24 images x 8 patches, buffer 16: every slot once per epoch (and per rank shard), the same
     # order for a seed and epoch, and any 16 consecutive slots touch few images (one open each)

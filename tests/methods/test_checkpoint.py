@@ -110,3 +110,4 @@ def test_resumed_read_skip_count_is_carried_by_rank_zero_only(monkeypatch):
         resumed = build_method("simclr", _enc(), proj_hidden_dim=16, proj_dim=8)
         resumed.on_load_checkpoint(saved)
         assert resumed.read_skips.count == expected
+
