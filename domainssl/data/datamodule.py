@@ -207,8 +207,9 @@ class PatchDataModule(L.LightningDataModule):
                                slot_images=self.dataset.slot_images() if self.shuffle_buffer else None,
                                buffer=self.shuffle_buffer)
         if _resuming(trainer):
-            sampler.resume_at(trainer.current_epoch,
-                              trainer.fit_loop.epoch_loop.batch_progress.total.processed, self.batch_size)
+            progress = trainer.fit_loop.epoch_loop.batch_progress
+            sampler.resume_at(progress.total.processed, self.batch_size, progress.current.processed,
+                              _batches_per_epoch(trainer, len(sampler) // self.batch_size))
         if len(sampler) < self.batch_size:
             raise DataSetupError(f"{len(sampler)} patches per epoch per rank is less than one batch of "
                                  f"{self.batch_size}: raise data.patches_per_image or lower data.batch_size")
@@ -227,3 +228,14 @@ def _resuming(trainer) -> bool:
     no other state."""
     loop = getattr(trainer, "fit_loop", None) if trainer is not None else None
     return loop is not None and bool(loop.restarting)
+
+
+def _batches_per_epoch(trainer, full: int) -> int:
+    """Batches an epoch trains under the Trainer's `limit_train_batches` (an int, or a fraction
+    of `full`, as Lightning counts it)."""
+    limit = getattr(trainer, "limit_train_batches", None)
+    if limit is None:
+        return full
+    if isinstance(limit, int):
+        return min(full, limit)
+    return min(full, int(full * float(limit))) if float(limit) < 1.0 else full

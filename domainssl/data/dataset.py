@@ -359,22 +359,37 @@ class EpochSampler(Sampler[int]):
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         self.epoch_offset = 0  # data epoch minus the training loop's epoch (see `resume_at`)
+        self._resume_epoch: int | None = None
         self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         """The training loop's epoch; the order is that of data epoch `epoch + epoch_offset`."""
+        if self._resume_epoch is not None:  # the loop's first epoch after a resume
+            self.epoch_offset = self._resume_epoch - int(epoch)
+            self._resume_epoch = None
         self.epoch = int(epoch) + self.epoch_offset
 
-    def resume_at(self, loop_epoch: int, batches_done: int, batch_size: int) -> None:
-        """Continue after `batches_done` batches of `batch_size` (drop_last) counted over the whole
-        run, when the training loop says epoch `loop_epoch`. The two can disagree: Lightning marks
-        an epoch finished when a run stops at max_steps mid-epoch, so a checkpoint saved after
-        such a run resumes at the next epoch number with the unfinished epoch's batch count."""
-        per_epoch = max(1, len(self) // int(batch_size))
-        data_epoch, done_in_epoch = divmod(int(batches_done), per_epoch)
-        self.epoch_offset = data_epoch - int(loop_epoch)
-        self.set_epoch(loop_epoch)
-        self.skip_once(done_in_epoch * int(batch_size))
+    def resume_at(self, batches_done: int, batch_size: int, loop_epoch_batches: int = 0,
+                  per_epoch: int | None = None) -> None:
+        """Continue after `batches_done` batches of `batch_size` over the whole run, the loop's
+        next epoch being data epoch batches_done // per_epoch with the batches of it already
+        trained left out. The loop's own epoch number is not used: Lightning records the next
+        epoch's number when a run stops at max_steps mid-epoch, and moves on an epoch when one
+        it restores was complete; the first `set_epoch` after this maps whatever epoch the loop
+        then starts to that data epoch.
+
+        loop_epoch_batches: the batches Lightning counts as done in the epoch it restores; when
+            that epoch is complete while the run's count ends on an epoch boundary, the loop
+            finishes it first (with no batches left), then starts the next data epoch.
+        per_epoch: batches per epoch (default len // batch_size, as with drop_last; less under
+            the Trainer's limit_train_batches).
+        """
+        per_epoch = max(1, int(per_epoch or len(self) // int(batch_size)))
+        data_epoch, done = divmod(int(batches_done), per_epoch)
+        if done == 0 and data_epoch > 0 and int(loop_epoch_batches) >= per_epoch:
+            data_epoch, done = data_epoch - 1, per_epoch
+        self._resume_epoch = self.epoch = data_epoch  # an iterator made before set_epoch sees it
+        self.skip_once(done * int(batch_size))
 
     def skip_once(self, n_indices: int) -> None:
         """Leave out the first `n_indices` of the next epoch's order (a run resumed mid-epoch

@@ -451,10 +451,11 @@ class SSLMethod(L.LightningModule):
         # it once per rank.
         self.read_skips = ReadSkips.from_facts(m.get("read_skips") if self.global_rank == 0 else None)
         self.collapse.last, self.collapse.tripped = m.get("emb_std"), int(m.get("collapse_warnings") or 0)
+        # Only a fit resumes the generators (not from_checkpoint, validate or test), and only
+        # on the same number of processes: otherwise the streams do not map, fit start seeds.
         states = checkpoint.get("domainssl_rng") or []
-        ranks = self.trainer.world_size if self._trainer is not None else 1
-        # on another number of processes the streams do not map: fit start seeds afresh
-        mine = self.global_rank if len(states) == ranks else None
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        mine = self.global_rank if fitting and len(states) == self.trainer.world_size else None
         self._rng_to_restore = states[mine] if mine is not None and mine < len(states) else None
         views = checkpoint.get("domainssl_views")
         if views and self.batch_views is not None:

@@ -268,7 +268,8 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     every = int((recipe.get("checkpoint") or {}).get("every_n_steps") or 500)
     log_every = int((recipe.get("log") or {}).get("every_n_steps") or 10)
     callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
-                                 every_n_train_steps=every, save_last=True, save_top_k=-1),
+                                 every_n_train_steps=every, save_last=True, save_top_k=-1,
+                                 enable_version_counter=False),  # a resumed run's last.ckpt stays last.ckpt
                  _line_progress()(log_every)]
     if resume and is_rank_zero():
         keep_csv_history(run_dir / "csv")

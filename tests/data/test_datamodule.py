@@ -75,6 +75,71 @@ def test_resumed_run_continues_the_data_order(demo_archive, tmp_path):
     assert resumed == full[6:]
 
 
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("case", ["stop_mid_epoch", "stop_at_epoch_end", "crash_after_epoch_end_checkpoint",
+                                  "stop_twice", "limited_epochs"])
+def test_every_way_of_stopping_resumes_the_data_order(demo_archive, tmp_path, case):
+    # 12 batches per epoch. Lightning's checkpoints disagree on the epoch in these cases (a run
+    # stopped at max_steps records the next epoch's number; one restored at a complete epoch
+    # moves on): the patches after a resume must still be those of an unbroken run.
+    import lightning as L
+
+    seen = []
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, idx):
+            seen.append(tuple(batch["index"]))
+            return self.lin(batch["image"].mean(dim=(2, 3))).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    class CrashAt(L.Callback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            if trainer.global_step == self.step:
+                raise _Crash()
+
+    limit = {"limit_train_batches": 5} if case == "limited_epochs" else {}
+
+    def fit(folder, max_steps, resume=False, crash=None, every=None):
+        dm = PatchDataModule(root=demo_archive["tiles"], patch_size=[16, 16], batch_size=4,
+                             patches_per_image=2, work_dir=str(tmp_path / "w"), scan_jobs=0,
+                             stats_patches=4)
+        saver = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(folder), every_n_train_steps=every,
+                                                    save_last=True, save_top_k=-1 if every else 0,
+                                                    enable_version_counter=False)
+        trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, accelerator="cpu", logger=False,
+                            callbacks=[saver] + ([CrashAt(crash)] if crash else []),
+                            enable_progress_bar=False, enable_model_summary=False,
+                            use_distributed_sampler=False, **limit)
+        try:
+            trainer.fit(Tiny(), datamodule=dm, ckpt_path=str(folder / "last.ckpt") if resume else None)
+        except _Crash:
+            return
+        trainer.save_checkpoint(folder / "last.ckpt")  # as a pretraining run does when it ends
+
+    total = 30
+    fit(tmp_path / "straight", total)
+    unbroken, seen[:] = list(seen), []
+    parts = {"stop_mid_epoch": [dict(max_steps=6)], "stop_at_epoch_end": [dict(max_steps=12)],
+             "crash_after_epoch_end_checkpoint": [dict(max_steps=total, crash=12, every=12)],
+             "stop_twice": [dict(max_steps=5), dict(max_steps=17)], "limited_epochs": [dict(max_steps=7)]}[case]
+    for i, part in enumerate(parts):
+        fit(tmp_path / "broken", part.pop("max_steps"), resume=i > 0, **part)
+    fit(tmp_path / "broken", total, resume=True)
+    assert seen == unbroken
+
+
 def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
     # the per-band COG folder (100 m grid) and the derived 12-band file (200 m) share their bands
     bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]

@@ -56,7 +56,7 @@ def test_resuming_continues_the_order_whatever_epoch_the_loop_reports(loop_epoch
         uninterrupted.set_epoch(epoch)
         orders.append(list(uninterrupted))
     resumed = EpochSampler(16, seed=3)
-    resumed.resume_at(loop_epoch, batches_done=3, batch_size=4)
+    resumed.resume_at(batches_done=3, batch_size=4, loop_epoch_batches=3)
     resumed.set_epoch(loop_epoch)            # Lightning, at the start of the resumed epoch
     assert list(resumed) == orders[0][12:]
     resumed.set_epoch(loop_epoch + 1)

@@ -111,3 +111,20 @@ def test_resumed_read_skip_count_is_carried_by_rank_zero_only(monkeypatch):
         resumed.on_load_checkpoint(saved)
         assert resumed.read_skips.count == expected
 
+
+
+def test_a_checkpoint_restores_the_generators_only_when_a_fit_resumes(tmp_path, make_trainer):
+    hp, (ng, nl) = SMALL["mae"]
+    method = build_method("mae", _enc(), lr=1e-3, max_steps=4, **hp)
+    trainer = make_trainer(2)
+    trainer.fit(method, _loader(ng, nl))
+    path = tmp_path / "run.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["domainssl_rng"]
+    assert len(saved) == 1 and saved[0]["cpu"].dtype == torch.uint8
+    rebuilt = from_checkpoint(path)  # e.g. export: the process's generators stay untouched
+    assert rebuilt._rng_to_restore is None
+    torch.manual_seed(7)
+    resumed = from_checkpoint(path)
+    make_trainer(3).fit(resumed, _loader(ng, nl), ckpt_path=str(path), weights_only=True)
+    assert resumed._rng_to_restore is None  # applied at fit start, then dropped
