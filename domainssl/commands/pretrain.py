@@ -60,7 +60,7 @@ def run(args) -> int:
 
         print(f"domainssl pretrain: error: {error_text(exc)}", file=sys.stderr)
         return 2
-    from ..train.ranks import is_rank_zero
+    from ..ranks import is_rank_zero
 
     if not is_rank_zero():  # the other processes of a multi-device run: rank 0 reports
         return 0

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..jsonable import jsonable
 from .lightning_notices import quiet_lightning
-from .ranks import is_rank_zero, quiet_unless_rank_zero, rank_work_dir, started_by_lightning
+from ..ranks import is_rank_zero, quiet_unless_rank_zero, rank_work_dir, started_by_lightning
 from .recipe import RecipeError, dump_recipe
 
 CKPT_DIR = "checkpoints"

@@ -8,19 +8,12 @@ which is still reproducible for a fixed worker layout and never repeats across w
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from ..ranks import process_rank
 
 # Stream tags keep the three kinds of key from ever colliding.
 _BY_INDEX, _BY_COUNTER, _BY_BATCH = 0, 1, 2
-
-
-def _rank() -> int:
-    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
 
 
 def _worker_id() -> int:
@@ -37,13 +30,13 @@ def sample_rng(seed: int, epoch: int, index: int | None, counter: int) -> np.ran
     if index is not None:
         key = [int(seed), int(epoch), _BY_INDEX, int(index)]
     else:
-        key = [int(seed), int(epoch), _BY_COUNTER, _rank(), _worker_id(), int(counter)]
+        key = [int(seed), int(epoch), _BY_COUNTER, process_rank(), _worker_id(), int(counter)]
     return np.random.default_rng(key)
 
 
 def batch_rng(seed: int, epoch: int, counter: int) -> np.random.Generator:
     """Generator for one batch of the GPU path: keyed by (seed, epoch, rank, batch count)."""
-    return np.random.default_rng([int(seed), int(epoch), _BY_BATCH, _rank(), int(counter)])
+    return np.random.default_rng([int(seed), int(epoch), _BY_BATCH, process_rank(), int(counter)])
 
 
 def torch_generator(rng: np.random.Generator, device="cpu"):

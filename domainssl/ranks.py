@@ -1,6 +1,6 @@
-"""Which process of a multi-device run this is, read from the environment before
-torch.distributed exists: a run builds its data (scan, statistics) before the Trainer starts
-the process group.
+"""Which process of a multi-device run this is, read from the environment (it is set before
+torch.distributed exists, and in DataLoader workers): a run builds its data (scan, statistics)
+before the Trainer starts the process group, and view streams are keyed by rank.
 
 Two ways a run gets several processes:
 - Lightning's own launcher (`trainer.devices: 4` and `domainssl pretrain` started once): the first
