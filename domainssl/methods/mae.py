@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ..models.patches import gather_tokens, grid_shape, patchify, random_masking
+from ..models.patches import gather_tokens, grid_shape, masked_indices, patchify, random_masking
 from ..models.vit_nd import PositionTable, sincos_pos_embed
 from .base import SSLMethod
 
@@ -84,9 +84,12 @@ class MAE(SSLMethod):
         latent = self.encoder.encode_tokens(gather_tokens(tokens, keep))
         return latent, mask, restore
 
-    def forward_decoder(self, latent: torch.Tensor, restore: torch.Tensor, grid) -> list[torch.Tensor]:
-        """Predict pixels of every patch: returns one (B, n, prod(p) * C_g) tensor per channel
-        group, n = prod(grid)."""
+    def forward_decoder(self, latent: torch.Tensor, restore: torch.Tensor, grid,
+                        only: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Predict pixels: by default of every patch, one (B, n, prod(p) * C_g) tensor per channel
+        group, n = prod(grid). With `only` (B, M) token indices (e.g. `masked_indices`; one
+        channel group), just those tokens: [(B, M, prod(p) * C)]. The loss needs only the masked
+        patches, so training skips the final norm and prediction of the visible quarter."""
         p = self.encoder.num_prefix_tokens
         y = self.decoder_embed(latent)
         prefix, visible = y[:, :p], y[:, p:]
@@ -97,31 +100,53 @@ class MAE(SSLMethod):
         full = full.view(b, n_groups, n // n_groups, -1) + self.decoder_pos(grid, y.dtype)
         if self.decoder_group_embed is not None:
             full = full + self.decoder_group_embed.to(y.dtype)
-        y = torch.cat([prefix, full.flatten(1, 2)], dim=1)
-        y = self.decoder_norm(self.decoder_blocks(y))[:, p:].view(b, n_groups, n // n_groups, -1)
+        y = self.decoder_blocks(torch.cat([prefix, full.flatten(1, 2)], dim=1))[:, p:]
+        if only is not None:
+            if n_groups > 1:
+                raise ValueError("forward_decoder(only=...) predicts one channel group; with "
+                                 f"{n_groups} groups each has its own prediction head")
+            return [self.decoder_pred[0](self.decoder_norm(gather_tokens(y, only)))]
+        y = self.decoder_norm(y).view(b, n_groups, n // n_groups, -1)
         return [head(y[:, i]) for i, head in enumerate(self.decoder_pred)]
 
     def patch_targets(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per channel group, the pixels each prediction should reproduce: (B, n, prod(p) * C_g)."""
         return [patchify(x[:, g], self.patch_size) for g in self.groups]
 
-    def forward_loss(self, x: torch.Tensor, preds: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over masked patches only (mask (B, N), 1 = masked), float32."""
+    def forward_loss(self, x: torch.Tensor, preds: list[torch.Tensor], mask: torch.Tensor,
+                     only: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean squared error over masked patches only, float32.
+
+        preds: per channel group, predictions of every token (B, n, F_g), with mask (B, N),
+        1 = masked; or, with `only` (B, M) the indices of the masked tokens (one group), a single
+        (B, M, F) tensor of their predictions (forward_decoder(only=...)); `mask` is then unused.
+        """
         with torch.autocast(x.device.type, enabled=False):
-            per_token = []
-            for target, pred in zip(self.patch_targets(x.float()), preds):
-                if self.hparams.norm_pix_loss:
-                    mean = target.mean(dim=-1, keepdim=True)
-                    var = target.var(dim=-1, keepdim=True)
-                    target = (target - mean) / (var + 1e-6).sqrt()
-                per_token.append(((pred.float() - target) ** 2).mean(dim=-1))
-            per_token = torch.cat(per_token, dim=1)                            # (B, N)
+            targets = self.patch_targets(x.float())
+            if only is not None:
+                return self._patch_errors(gather_tokens(targets[0], only), preds[0]).mean()
+            per_token = torch.cat([self._patch_errors(t, pred).mean(dim=-1)
+                                   for t, pred in zip(targets, preds)], dim=1)   # (B, N)
             return (per_token * mask).sum() / mask.sum()
+
+    def _patch_errors(self, target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """Squared errors (B, n, F) of predictions against pixels, per-patch normalised pixels
+        with norm_pix_loss (each patch's own mean and unbiased std, as the MAE paper)."""
+        if self.hparams.norm_pix_loss:
+            var, mean = torch.var_mean(target, dim=-1, keepdim=True)
+            target = (target - mean) * torch.rsqrt(var + 1e-6)
+        return (pred.float() - target) ** 2
 
     def compute_loss(self, views):
         x = views[0]
         grid = grid_shape(x.shape[2:], self.patch_size)
         latent, mask, restore = self.forward_encoder(x, self.hparams.mask_ratio)
-        preds = self.forward_decoder(latent, restore, grid)
-        loss = self.forward_loss(x, preds, mask)
+        if len(self.groups) > 1:
+            preds = self.forward_decoder(latent, restore, grid)
+            loss = self.forward_loss(x, preds, mask)
+        else:
+            # Predict and score the masked patches only: a quarter less of the decoder's norm,
+            # head and loss, the same loss value.
+            only = masked_indices(restore, latent.shape[1] - self.encoder.num_prefix_tokens)
+            loss = self.forward_loss(x, self.forward_decoder(latent, restore, grid, only), mask, only)
         return loss, self.encoder.pool_tokens(latent)

@@ -19,6 +19,7 @@ _EXPORTS = {
     "unpatchify": "patches",
     "random_masking": "patches",
     "gather_tokens": "patches",
+    "masked_indices": "patches",
     "grid_shape": "patches",
     "num_kept": "patches",
 }

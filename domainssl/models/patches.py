@@ -92,6 +92,13 @@ def random_masking(batch: int, num_tokens: int, mask_ratio: float, device=None,
     return keep, mask, restore
 
 
+def masked_indices(restore: torch.Tensor, num_visible: int) -> torch.Tensor:
+    """Indices of the masked tokens, (B, N - K) long, from `random_masking`'s restore (B, N) and
+    K = num_visible. The inverse of the restore permutation is the shuffle whose first K
+    entries were kept; no host sync (the count is known), unlike `mask.nonzero()`."""
+    return restore.argsort(dim=1)[:, num_visible:]
+
+
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Select tokens per sample: x (B, N, D), idx (B, K) -> (B, K, D)."""
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))

@@ -133,3 +133,53 @@ def test_mae_compiles_the_block_stacks_it_runs(arch):
         blocks = m.encoder.blocks
     assert m.compile_targets() == [blocks, m.decoder_blocks]
     assert m.encoder.token_blocks is blocks
+
+
+def test_masked_indices_are_exactly_the_masked_tokens():
+    from domainssl.models import masked_indices, random_masking
+
+    keep, mask, restore = random_masking(5, 20, 0.75, generator=torch.Generator().manual_seed(3))
+    only = masked_indices(restore, keep.shape[1])
+    assert only.shape == (5, 15)
+    assert torch.equal(torch.gather(mask, 1, only), torch.ones(5, 15))
+    # together with the kept ones they cover every token once
+    every = torch.cat([keep, only], dim=1).sort(dim=1).values
+    assert torch.equal(every, torch.arange(20).expand(5, -1))
+
+
+@pytest.mark.parametrize("norm_pix", [True, False])
+@pytest.mark.parametrize("arch,d,size,patch", [("vit2d_tiny", 2, (16, 16), 4),
+                                               ("vit3d_tiny", 3, (8, 16, 16), (2, 8, 8))])
+def test_training_loss_on_masked_tokens_equals_the_dense_loss(norm_pix, arch, d, size, patch):
+    # compute_loss predicts only the masked patches; the loss and every gradient must equal
+    # predicting all patches and weighting by the mask.
+    from domainssl.models import grid_shape
+
+    m = _mae(arch, c=2, d=d, size=size, patch=patch, norm_pix_loss=norm_pix)
+    x = torch.randn(3, 2, *size) * 3 + 1
+    seen = []
+    hook = m.decoder_pred[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape[1]))
+    torch.manual_seed(7)
+    fast, _ = m.compute_loss([x])
+    hook.remove()
+    n = len(m.encoder.pos_table.table[0])
+    assert seen == [n - round(n * 0.25)]        # the head saw the masked tokens only
+    fast.backward()
+    fast_grads = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    torch.manual_seed(7)                         # the same masks
+    latent, mask, restore = m.forward_encoder(x, 0.75)
+    dense = m.forward_loss(x, m.forward_decoder(latent, restore, grid_shape(size, m.patch_size)), mask)
+    dense.backward()
+    assert fast.item() == pytest.approx(dense.item(), rel=1e-5)
+    assert set(fast_grads) == {k for k, p in m.named_parameters() if p.grad is not None}
+    for k, p in m.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(fast_grads[k], p.grad, rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_predicting_only_some_tokens_needs_one_channel_group():
+    m = _mae(c=3, groups=[[0], [1, 2]])
+    latent, mask, restore = m.forward_encoder(torch.randn(1, 3, 16, 16), 0.75)
+    with pytest.raises(ValueError, match="one channel group"):
+        m.forward_decoder(latent, restore, (4, 4), only=restore[:, :3])
