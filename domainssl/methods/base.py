@@ -106,7 +106,8 @@ class SSLMethod(L.LightningModule):
         self.collapse = CollapseMonitor(collapse_threshold)
         self.last_loss: float | None = None
         self.last_knn: float | None = None
-        self.skipped_steps = 0
+        self.skipped_steps = 0    # optimiser updates skipped (not micro-batches)
+        self._skipped_at: int | None = None  # the update last counted as skipped
         self.read_skips = ReadSkips()  # this rank's
         self._run_read_skips: ReadSkips | None = None  # all ranks', set at train end
         self._fused_optimizer = False
@@ -313,10 +314,13 @@ class SSLMethod(L.LightningModule):
     def _record_monitors_here(self, step: int, values: list[float], watch_collapse: bool) -> bool:
         loss, bad = values[0], values[1] > 0
         if bad and self.hparams.nan_guard != "off":
+            if step == self._skipped_at:
+                return False  # another micro-batch of an update already skipped and reported
             elsewhere = math.isfinite(loss)
             check_finite(float("nan") if elsewhere else loss, step, self.hparams.nan_guard,
                          where=" (non-finite on another rank)" if elsewhere else "")
             self.skipped_steps += 1
+            self._skipped_at = step
             return False
         self.last_loss = loss
         if watch_collapse:

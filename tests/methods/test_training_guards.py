@@ -13,11 +13,13 @@ def _enc():
 
 
 def _loader_with_nan(at_batch=1, n_batches=3):
+    """Batches of 4 two-view samples; NaN in the batch(es) `at_batch` (an int or a tuple)."""
     g = torch.Generator().manual_seed(0)
+    bad = {at_batch} if isinstance(at_batch, int) else set(at_batch)
     data = []
     for i in range(n_batches * 4):
         v = [torch.randn(1, 16, 16, generator=g) for _ in range(2)]
-        if i // 4 == at_batch:
+        if i // 4 in bad:
             v[0][0, 0, 0] = float("nan")
         data.append({"views": v})
     return torch.utils.data.DataLoader(data, batch_size=4)
@@ -318,6 +320,23 @@ def test_accumulated_gradients_skip_the_update_a_nan_micro_batch_belongs_to(make
     assert opt_steps == {2}
     # one EMA per update: the device-side guard cannot tell the host which one it skipped
     assert len(emas) == (3 if fused else 2)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_skipped_update_counts_once_however_many_micro_batches_were_bad(make_trainer, monkeypatch,
+                                                                         fused):
+    # both micro-batches of the second update are NaN: one skipped optimiser step, one warning
+    from domainssl.methods import base
+
+    monkeypatch.setattr(base, "fused_adamw_available", lambda device: fused)
+    method = build_method("byol", _enc(), lr=1e-3, max_steps=3, proj_hidden_dim=16,
+                          pred_hidden_dim=16, proj_dim=8)
+    with pytest.warns(RuntimeWarning, match="non-finite") as caught:
+        make_trainer(3, accumulate_grad_batches=2).fit(method, _loader_with_nan(at_batch=(2, 3),
+                                                                                 n_batches=6))
+    assert method.skipped_steps == 1
+    assert len([w for w in caught if "non-finite" in str(w.message)]) == 1
+    assert {int(s["step"]) for s in method.trainer.optimizers[0].state.values()} == {2}
 
 
 def test_ema_does_not_follow_a_skipped_update(make_trainer, monkeypatch):
