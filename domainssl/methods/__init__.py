@@ -22,6 +22,7 @@ _EXPORTS = {
     "DINOLoss": "losses",
     "ema_update": "momentum",
     "update_momentum": "momentum",
+    "MomentumPairs": "momentum",
     "cosine_momentum": "momentum",
     "cosine_schedule": "schedules",
     "WarmupCosine": "schedules",

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..models.layout import has_spatial_convs, to_channels_last
 from .distributed import all_gather_objects, all_reduce_max, world_size
+from .momentum import MomentumPairs
 from .monitors import (CollapseMonitor, DeferredStats, ReadSkips, check_finite, embedding_std, knn_accuracy,
                        reset_broken_norm_statistics)
 from .optim import fused_adamw_available
@@ -129,6 +130,18 @@ class SSLMethod(L.LightningModule):
         """Called after each optimiser update (EMA of teacher/target nets); not after one the
         synchronising NaN guard skipped, nor after a micro-batch that only accumulated."""
 
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(target, online) module pairs a momentum method updates by EMA; none by default."""
+        return []
+
+    def ema_step(self, momentum: float) -> None:
+        """EMA of every `momentum_pairs()` target towards its online network (one fused update;
+        the tensors are located once per fit, `MomentumPairs`)."""
+        pairs = self.__dict__.get("_momentum_pairs")
+        if pairs is None:
+            pairs = self.__dict__["_momentum_pairs"] = MomentumPairs(self.momentum_pairs())
+        pairs.update(momentum)
+
     def compile_targets(self) -> list[nn.Module]:
         """Modules compiled in place when compile=True (state_dict keys stay unchanged)."""
         return [self.encoder]
@@ -217,6 +230,8 @@ class SSLMethod(L.LightningModule):
 
     # ----------------------------------------------------------------- training
     def on_fit_start(self) -> None:
+        # modules may have been replaced since the last fit (SyncBatchNorm): locate them anew
+        self.__dict__.pop("_momentum_pairs", None)
         if self.batch_views is not None:
             self.batch_views.to(self.device)
         self.prepare_layout()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import SSLMethod, online_target_pass
 from .heads import projection_mlp
 from .losses import cosine_similarity_loss
-from .momentum import copy_frozen, cosine_momentum, update_momentum
+from .momentum import copy_frozen, cosine_momentum
 
 
 class BYOL(SSLMethod):
@@ -48,5 +48,7 @@ class BYOL(SSLMethod):
 
     def momentum_update(self) -> None:
         m = self.current_momentum()
-        update_momentum(self.target_encoder, self.encoder, m)
-        update_momentum(self.target_projector, self.projector, m)
+        self.ema_step(m)
+
+    def momentum_pairs(self):
+        return [(self.target_encoder, self.encoder), (self.target_projector, self.projector)]

@@ -7,7 +7,7 @@ import torch
 from .base import SSLMethod
 from .heads import DINOHead
 from .losses import DINOLoss
-from .momentum import copy_frozen, cosine_momentum, ema_update
+from .momentum import copy_frozen, cosine_momentum
 
 
 class DINO(SSLMethod):
@@ -86,9 +86,7 @@ class DINO(SSLMethod):
     def momentum_update(self) -> None:
         m = cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
                             self.hparams.momentum_end)
-        # One fused EMA over encoder and head parameters together.
-        ema_update(list(self.teacher_encoder.parameters()) + list(self.teacher_head.parameters()),
-                   list(self.encoder.parameters()) + list(self.head.parameters()), m)
-        tb = list(self.teacher_encoder.buffers())
-        if tb:
-            torch._foreach_copy_(tb, list(self.encoder.buffers()))
+        self.ema_step(m)
+
+    def momentum_pairs(self):
+        return [(self.teacher_encoder, self.encoder), (self.teacher_head, self.head)]

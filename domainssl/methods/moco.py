@@ -9,7 +9,7 @@ from .base import SSLMethod, online_target_pass
 from .distributed import gather_no_grad
 from .heads import projection_mlp
 from .losses import info_nce_loss
-from .momentum import copy_frozen, cosine_momentum, update_momentum
+from .momentum import copy_frozen, cosine_momentum
 
 
 class MoCoV3(SSLMethod):
@@ -77,5 +77,7 @@ class MoCoV3(SSLMethod):
     def momentum_update(self) -> None:
         m = cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
                             self.hparams.momentum_end)
-        update_momentum(self.momentum_encoder, self.encoder, m)
-        update_momentum(self.momentum_projector, self.projector, m)
+        self.ema_step(m)
+
+    def momentum_pairs(self):
+        return [(self.momentum_encoder, self.encoder), (self.momentum_projector, self.projector)]

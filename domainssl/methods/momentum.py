@@ -33,6 +33,44 @@ def update_momentum(target: nn.Module, online: nn.Module, momentum: float) -> No
         torch._foreach_copy_(tb, ob)
 
 
+class MomentumPairs:
+    """Target networks following online ones by EMA, with their tensors located once.
+
+    Listing a network's parameters walks all its modules: about 1.4 ms of host time per step
+    for DINO's ViT-S student and teacher, 1.5 ms for BYOL's ResNet-50 (2-core CPU), spent on
+    every step of a momentum method. The (module, name) slots are found once and read each step,
+    so a parameter or buffer that is replaced later (`.to()` replaces buffers) is still the one
+    updated. A module that is itself replaced (e.g. SyncBatchNorm conversion) needs a new
+    MomentumPairs; SSLMethod builds one per fit.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[nn.Module, nn.Module]]) -> None:
+        self.params: list[tuple[nn.Module, nn.Module, str]] = []
+        self.buffers: list[tuple[nn.Module, nn.Module, str]] = []
+        seen: set[int] = set()  # tied weights are updated once, as parameters() lists them
+        for target, online in pairs:
+            t_mods, o_mods = list(target.modules()), list(online.modules())
+            if [type(m) for m in t_mods] != [type(m) for m in o_mods]:
+                raise ValueError(f"EMA target {type(target).__name__} does not mirror its online "
+                                 f"network {type(online).__name__}")
+            for tm, om in zip(t_mods, o_mods):
+                for slots, tensors in ((self.params, tm._parameters), (self.buffers, tm._buffers)):
+                    for name, t in tensors.items():
+                        if t is not None and id(t) not in seen:
+                            seen.add(id(t))
+                            slots.append((tm, om, name))
+
+    @torch.no_grad()
+    def update(self, momentum: float) -> None:
+        """EMA of every parameter (target <- m * target + (1 - m) * online); buffers copied
+        (BatchNorm running statistics follow the online network)."""
+        ema_update([t._parameters[n] for t, _, n in self.params],
+                   [o._parameters[n] for _, o, n in self.params], momentum)
+        if self.buffers:
+            torch._foreach_copy_([t._buffers[n] for t, _, n in self.buffers],
+                                 [o._buffers[n] for _, o, n in self.buffers])
+
+
 def copy_frozen(module: nn.Module) -> nn.Module:
     """A deep copy of `module` with gradients switched off: the start of a momentum/teacher net."""
     import copy

@@ -64,3 +64,75 @@ def test_warmup_cosine_lambda_lr_state_is_plain():
     assert lrs[3] == pytest.approx(2.0 * (1 + math.cos(math.pi / 8)) / 2)
     state = sched.state_dict()
     assert state["lr_lambdas"][0] == {"warmup_steps": 2, "total_steps": 10, "final_ratio": 0.0}
+
+
+def test_momentum_pairs_match_update_momentum_and_follow_replaced_tensors():
+    from domainssl.methods import MomentumPairs
+
+    def net():
+        return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+
+    torch.manual_seed(0)
+    online, head = net(), torch.nn.Linear(2, 2)
+    target, target_head = copy_frozen(online), copy_frozen(head)
+    ref, ref_head = copy_frozen(online), copy_frozen(head)
+    for p in list(online.parameters()) + list(head.parameters()):
+        p.data.add_(torch.randn_like(p))
+    online(torch.randn(8, 3))                      # running statistics move
+    pairs = MomentumPairs([(target, online), (target_head, head)])
+    pairs.update(0.75)
+    update_momentum(ref, online, 0.75)
+    update_momentum(ref_head, head, 0.75)
+    for a, b in zip(list(target.state_dict().values()) + list(target_head.state_dict().values()),
+                    list(ref.state_dict().values()) + list(ref_head.state_dict().values())):
+        assert torch.equal(a, b)
+    # .to() replaces buffers (and a user may assign a new parameter): the slots still find them
+    online.to(torch.float64), target.to(torch.float64)
+    online[0].weight = torch.nn.Parameter(torch.ones(4, 3, dtype=torch.float64))
+    online(torch.randn(8, 3, dtype=torch.float64))
+    pairs.update(0.5)
+    assert torch.equal(target[1].running_mean, online[1].running_mean)
+    assert target[1].running_mean.dtype == torch.float64
+    expected = 0.5 * ref[0].weight.double() + 0.5 * torch.ones(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(target[0].weight, expected)
+
+
+def test_momentum_pairs_update_a_tied_weight_once_and_refuse_a_mismatch():
+    from domainssl.methods import MomentumPairs
+
+    online = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 2, bias=False))
+    online[1].weight = online[0].weight
+    target = copy_frozen(online)                    # deepcopy keeps the tie
+    with torch.no_grad():
+        online[0].weight.fill_(1.0)
+        target[0].weight.fill_(0.0)
+    MomentumPairs([(target, online)]).update(0.5)
+    assert torch.equal(target[0].weight, torch.full((2, 2), 0.5))   # not 0.75 (applied twice)
+    with pytest.raises(ValueError, match="does not mirror"):
+        MomentumPairs([(torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.Linear(2, 2)))])
+
+
+@pytest.mark.parametrize("name", ["byol", "mocov3", "dino"])
+def test_each_momentum_method_moves_every_target_tensor_by_its_ema(name):
+    from domainssl.methods import build_method
+    from domainssl.models import build_encoder
+
+    enc = build_encoder("vit2d_tiny", 1, 2, (16, 16), patch_size=8, embed_dim=24, depth=1, num_heads=2)
+    small = (dict(out_dim=32, hidden_dim=16, bottleneck_dim=8) if name == "dino"
+             else dict(proj_hidden_dim=16, pred_hidden_dim=16, proj_dim=8))
+    m = build_method(name, enc, max_steps=10, momentum_start=0.9, **small)
+    pairs = m.momentum_pairs()
+    assert pairs and all(t is not o for t, o in pairs)
+    before = [copy_frozen(t) for t, _ in pairs]
+    with torch.no_grad():
+        for _, online in pairs:
+            for p in online.parameters():
+                p.add_(1.0)
+            for b in online.buffers():
+                b.add_(2)
+    m.momentum_update()                          # global step 0: momentum 0.9
+    for (target, online), old in zip(pairs, before):
+        for t, o, b in zip(target.parameters(), online.parameters(), old.parameters()):
+            torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+        for t, o in zip(target.buffers(), online.buffers()):
+            assert torch.equal(t, o)
