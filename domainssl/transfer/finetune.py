@@ -48,10 +48,10 @@ def _augment(x):
     """Random flips along each spatial axis (labels of the supported tasks do not depend on them)."""
     import torch
 
-    for axis in range(2, x.ndim):
+    for axis in range(2, x.ndim):  # x is (B, C, *S): axes 2.. are spatial
         flip = torch.rand(x.shape[0]) < 0.5
         if flip.any():
-            x[flip] = x[flip].flip(axis - 1)
+            x[flip] = x[flip].flip(axis)
     return x
 
 
