@@ -246,6 +246,33 @@ class SSLMethod(L.LightningModule):
             seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
             torch.manual_seed(seed + self.global_rank)
 
+    def on_train_start(self) -> None:
+        self._fit_schedule_to_run()
+
+    def _fit_schedule_to_run(self) -> None:
+        """Make the LR schedule end at this run's last step. A resumed run gets the saved
+        schedule back with the scheduler's state, built for the old run's length: resuming a
+        finished 6-step run to 12 steps trained steps 7-12 at LR 0 (final_lr_ratio), while the
+        weight-decay and momentum schedules followed the new length."""
+        want = WarmupCosine(self.hparams.warmup_steps, self.total_steps, self.hparams.final_lr_ratio)
+        for config in self.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            lambdas = getattr(sched, "lr_lambdas", None) or []
+            stale = [fn for fn in lambdas if isinstance(fn, WarmupCosine) and vars(fn) != vars(want)]
+            if not stale:
+                continue
+            sched.lr_lambdas = [WarmupCosine(**vars(want)) if isinstance(fn, WarmupCosine) else fn
+                                for fn in lambdas]
+            # the next update must already use the new schedule, not the LR the checkpoint saved
+            for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["lr"] = base * fn(sched.last_epoch)
+            sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
+            if self.global_rank == 0:
+                warnings.warn(f"the learning-rate schedule now ends at step {want.total_steps} "
+                              f"(warm-up {want.warmup_steps}); the checkpoint's ended at step "
+                              f"{stale[0].total_steps}: from step {sched.last_epoch} the LR follows "
+                              f"the cosine to the new end", UserWarning, stacklevel=2)
+
     def prepare_layout(self) -> bool:
         """On CUDA, CNN weights go channels-last (models.layout): bf16 convolutions run on tensor
         cores without transposes. Called at fit start; a hand-written loop should call it after

@@ -128,3 +128,36 @@ def test_a_checkpoint_restores_the_generators_only_when_a_fit_resumes(tmp_path, 
     resumed = from_checkpoint(path)
     make_trainer(3).fit(resumed, _loader(ng, nl), ckpt_path=str(path), weights_only=True)
     assert resumed._rng_to_restore is None  # applied at fit start, then dropped
+
+
+def test_resuming_to_more_steps_stretches_the_lr_schedule(tmp_path, make_trainer):
+    # A finished 4-step run resumed to 8 steps: the saved schedule ended at step 4 (LR 0 there);
+    # the resumed steps must follow the cosine to step 8, and the weights must move.
+    from domainssl.methods.schedules import WarmupCosine
+
+    method = build_method("simclr", _enc(), lr=1e-2, warmup_steps=1, proj_hidden_dim=16, proj_dim=8)
+    trainer = make_trainer(4)
+    trainer.fit(method, _loader(2))
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    path = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(path)
+
+    resumed = build_method("simclr", _enc(), lr=1e-2, warmup_steps=1, proj_hidden_dim=16, proj_dim=8)
+    seen = []
+
+    class Watch(__import__("lightning").Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
+
+    trainer2 = make_trainer(8, callbacks=[Watch()])
+    with pytest.warns(UserWarning, match="schedule now ends at step 8"):
+        trainer2.fit(resumed, _loader(2), ckpt_path=str(path), weights_only=True)
+    expected = WarmupCosine(1, 8)
+    assert [s for s, _ in seen] == [4, 5, 6, 7]
+    for step, lr in seen:
+        assert lr == pytest.approx(1e-2 * expected(step), rel=1e-6)
+    assert seen[0][1] > 1e-3
+    state = torch.load(path, weights_only=True)["state_dict"]
+    moved = max((resumed.state_dict()[k] - v).abs().max().item() for k, v in state.items()
+                if v.is_floating_point())
+    assert moved > 0
