@@ -69,8 +69,8 @@ def run(args) -> int:
           f"embedding std {_number(final.get('emb_std'))}")
     skips = final.get("read_skips") or {}
     if skips.get("count"):
-        print(f"[domainssl] {skips['count']} patch read(s) failed and were replaced by the next patch "
-              f"(unreadable files; first: {'; '.join(skips['examples'])}); see {run_dir}/run.json")
+        print(f"[domainssl] {skips['count']} patch(es) of unreadable images were replaced by "
+              f"patches of other images (first: {'; '.join(skips['examples'])}); see {run_dir}/run.json")
     print(f"[domainssl] next: domainssl export {run_dir} --out {run_dir}/encoder")
     return 0
 

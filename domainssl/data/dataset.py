@@ -99,8 +99,10 @@ class PatchDataset(Dataset):
             sized in physical units over images of different spacing, so batches stack).
         transform: optional callable(sample) -> anything (e.g. a view generator).
         max_open: images kept open per worker.
-        max_retries: on a read error, the next slots are tried (deterministically) this many
-            times before the error is raised; every skipped file is warned about and counted.
+        max_retries: when an image cannot be read, patches of other images replace its
+            patches (deterministically); after this many unreadable images in a row for one
+            patch the error is raised. Each unreadable image is warned about once per process
+            and not read again; every replaced patch is counted (`take_skipped`).
 
     Each item is a sample dict: `image` float32 (C, *S) in the reader's value units,
     `channel_names`, `spacing`, `units`, `mask` (bool (*S) or absent), `source`
@@ -122,7 +124,8 @@ class PatchDataset(Dataset):
         self.target_shape = tuple(target_shape) if target_shape else None
         self.transform = transform
         self.max_open, self.max_retries = int(max_open), int(max_retries)
-        self.read_errors = 0
+        self.read_errors = 0  # images found unreadable by this process
+        self._unreadable: dict[int, str] = {}  # image -> "path: reason"
         self._skipped: list[str] = []  # "path: reason" of reads skipped since `take_skipped`
         self._open: OrderedDict = OrderedDict()
         if isinstance(sampler, GridPatchSampler):
@@ -212,32 +215,54 @@ class PatchDataset(Dataset):
             sample["label"] = int(record["label"])
         return sample
 
-    def _load_retrying(self, index: int, row: Callable | None = None) -> dict:
-        """`_load` of `index`; on a read error the next slots are tried (see `max_retries`)."""
-        epoch, item = divmod(int(index), EPOCH_STRIDE)
+    def _slot_image(self, slot: int) -> int:
+        """The image (record index) that slot `slot` reads from."""
+        return self._grid[slot][0] if self._grid is not None else slot // self.patches_per_image
+
+    def _replacement_slot(self, slot: int) -> int:
+        """The next slot (cyclic, deterministic) on an image not known to be unreadable: for
+        random patches the same position in the next image, for grid patches the next slot of
+        another image. A neighbouring slot of the same image would fail again."""
         n = len(self)
-        attempt = 0
-        first_failure = None
+        stride = self.patches_per_image if self._grid is None else 1
+        for step in range(1, n + 1):
+            candidate = (slot + step * stride) % n
+            if self._slot_image(candidate) not in self._unreadable:
+                return candidate
+        return (slot + stride) % n  # every image failed: the read raises again
+
+    def _load_retrying(self, index: int, row: Callable | None = None) -> dict:
+        """`_load` of `index`; when its image cannot be read, a patch of another image replaces
+        it (up to `max_retries` images tried). An image that failed is not read again by this
+        process: the reason is remembered, and its later slots go straight to a replacement."""
+        epoch, item = divmod(int(index), EPOCH_STRIDE)
+        slot, tried, first_failure = item, 0, None
         while True:
-            slot = (item + attempt) % n
-            try:
-                sample = self._load(epoch, slot, row)
-            except (ImageReadError, OSError) as exc:
-                self.read_errors += 1
-                warnings.warn(f"skipping unreadable patch ({exc}); {self.read_errors} read errors "
-                              "so far in this worker", stacklevel=3)
-                record = slot // self.patches_per_image if self._grid is None else self._grid[slot][0]
-                self._open.pop(record, None)
-                if first_failure is None:
-                    path = self.records[record]["path"]
-                    first_failure = str(exc) if path in str(exc) else f"{path}: {exc}"
-                if attempt >= self.max_retries:
-                    raise
-                attempt += 1
-                continue
-            if first_failure is not None:  # one patch replaced, however many slots were tried
-                self._skipped.append(first_failure)
-            return sample
+            image = self._slot_image(slot)
+            reason = self._unreadable.get(image)
+            if reason is None:
+                try:
+                    sample = self._load(epoch, slot, row)
+                except (ImageReadError, OSError) as exc:
+                    self.read_errors += 1
+                    self._open.pop(image, None)
+                    path = self.records[image]["path"]
+                    reason = self._unreadable[image] = str(exc) if path in str(exc) else f"{path}: {exc}"
+                    warnings.warn(f"skipping unreadable image ({reason}); its patches are replaced "
+                                  f"by other images' for the rest of the run; {self.read_errors} "
+                                  "unreadable so far in this worker", stacklevel=3)
+                    if tried >= self.max_retries:
+                        raise
+                    tried += 1
+                else:
+                    if first_failure is not None:  # one patch replaced, however many were tried
+                        self._skipped.append(first_failure)
+                    return sample
+            first_failure = first_failure or reason
+            if len(self._unreadable) == len(self.records):
+                raise DataSetupError(f"none of the {len(self.records)} images could be read "
+                                     f"(e.g. {first_failure}); check the files, or scan again")
+            slot = self._replacement_slot(slot)
 
     def take_skipped(self) -> list[str]:
         """The reads skipped (as "path: reason") since the last call, in this process; the

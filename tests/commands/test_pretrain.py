@@ -148,7 +148,7 @@ def test_bad_model_option_is_a_recipe_error(tiles, tmp_path, capsys):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unreadable_files_are_counted_in_the_run_facts(tiles, tmp_path, capsys, workers):
-    # a file that breaks after the scan: its patches are replaced by the next slot's, and the run
+    # a file that breaks after the scan: its patches are replaced by other images', and the run
     # says how many and which (a DataLoader worker's count reaches the training process)
     import shutil
 
@@ -160,7 +160,7 @@ def test_unreadable_files_are_counted_in_the_run_facts(tiles, tmp_path, capsys, 
     broken = sorted(archive.glob("*.tif"))[0]
     broken.write_bytes(b"not a tiff any more")
     run = tmp_path / "run"
-    with pytest.warns(UserWarning, match="skipping unreadable patch"):
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
         code = _pretrain((str(archive), None), run, 4, "--data.manifest", str(tmp_path / "manifest.jsonl"),
                          "--data.num_workers", str(workers), "--pictures.views", "false",
                          "--pictures.reconstructions", "false")
@@ -168,4 +168,4 @@ def test_unreadable_files_are_counted_in_the_run_facts(tiles, tmp_path, capsys, 
     skips = json.loads((run / "run.json").read_text())["final"]["read_skips"]
     assert skips["count"] >= 1 and all(broken.name in line for line in skips["examples"])
     out = capsys.readouterr().out
-    assert f"{skips['count']} patch read(s) failed" in out and broken.name in out
+    assert f"{skips['count']} patch(es) of unreadable images were replaced" in out and broken.name in out

@@ -122,15 +122,42 @@ def test_unreadable_file_is_skipped_and_counted(tile_records, tmp_path):
 
 
 def test_a_replaced_patch_counts_once_however_many_slots_were_tried(tile_records, tmp_path):
-    # 4 patches per image: slot 0 tries the broken image's slots 0-3, then reads image 1
+    # 4 patches per image: slot 0 fails on the broken image and reads image 1 instead; the
+    # broken image's other slots go to image 1 without reading the broken file again
     bad = dict(tile_records[0], path=str(tmp_path / "gone.tif"))
     ds = PatchDataset([bad] + tile_records[1:3], RandomPatchSampler([16, 16]), patches_per_image=4, seed=0)
-    with pytest.warns(UserWarning, match="gone.tif"):
+    with pytest.warns(UserWarning, match="gone.tif") as caught:
         samples = [ds[i] for i in range(4)]  # the broken image's four slots
     assert all(s["source"]["path"] == tile_records[1]["path"] for s in samples)
-    assert ds.read_errors == 4 + 3 + 2 + 1            # tries
+    # the same positions as image 1's own slots 4-7: deterministic replacements
+    for i, s in enumerate(samples):
+        np.testing.assert_array_equal(s["image"], ds[4 + i]["image"])
+    assert ds.read_errors == 1 and len([w for w in caught if "gone.tif" in str(w.message)]) == 1
     skipped = ds.take_skipped()
     assert len(skipped) == 4 and all("gone.tif" in line for line in skipped)  # replaced patches
+
+
+@pytest.mark.parametrize("per_image", [1, 16])
+def test_an_unreadable_image_does_not_stop_a_run_however_many_patches_it_has(tile_records, tmp_path,
+                                                                             per_image):
+    # more patches per image than retries: every slot of the broken image is replaced
+    bad = dict(tile_records[1], path=str(tmp_path / "gone.tif"))
+    records = [tile_records[0], bad, tile_records[2]]
+    ds = PatchDataset(records, RandomPatchSampler([16, 16]), patches_per_image=per_image, seed=0,
+                      max_retries=2)
+    with pytest.warns(UserWarning, match="gone.tif"):
+        paths = [ds[i]["source"]["path"] for i in range(len(ds))]
+    assert paths.count(tile_records[2]["path"]) == 2 * per_image and "gone.tif" not in str(paths)
+    assert ds.read_errors == 1 and len(ds.take_skipped()) == per_image
+
+
+def test_an_archive_of_unreadable_images_is_one_clear_error(tile_records, tmp_path):
+    from domainssl.data.errors import DataSetupError
+
+    records = [dict(r, path=str(tmp_path / f"gone{i}.tif")) for i, r in enumerate(tile_records[:3])]
+    ds = PatchDataset(records, RandomPatchSampler([16, 16]), patches_per_image=4, max_retries=8)
+    with pytest.warns(UserWarning), pytest.raises(DataSetupError, match="none of the 3 images"):
+        ds[5]
 
 
 def test_resample_keeps_extent_and_values():
