@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 # Order is the user's path (DESIGN.md): scan -> pretrain -> export -> probe; demo runs them all.
@@ -60,6 +61,13 @@ def error_text(exc: BaseException) -> str:
     return text
 
 
+def _is_input_error(exc: BaseException) -> bool:
+    """Errors that come from what the user gave (a value, a path, a device): one line, not a
+    traceback. The commands report their own domain errors; this catches what they leave, such
+    as a value torch or Lightning refuses (precision 'fp17', an accelerator this machine lacks)."""
+    return isinstance(exc, (ValueError, OSError)) or type(exc).__name__ == "MisconfigurationException"
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -76,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     python_format, warnings.formatwarning = warnings.formatwarning, format_warning
     try:
         return int(args._module.run(args) or 0)
+    except Exception as exc:
+        if not _is_input_error(exc) or os.environ.get("DOMAINSSL_TRACEBACK"):
+            raise
+        print(f"domainssl {args.command}: error: {error_text(exc)} "
+              f"(DOMAINSSL_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 2
     finally:  # main() called in-process (tests, notebooks) leaves Python's format as it was
         warnings.formatwarning = python_format
 

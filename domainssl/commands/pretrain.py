@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint "
                         "(its config.yaml, manifest and statistics are reused)")
     parser.epilog = ("Overrides: --data.root PATH --data.batch_size N --trainer.max_steps N "
-                     "--trainer.max_epochs N --trainer.accelerator cpu|gpu, or any --section.key VALUE")
+                     "--trainer.max_epochs N (then the recipe's max_steps no longer applies) "
+                     "--trainer.accelerator cpu|gpu, or any --section.key VALUE")
 
 
 def run(args) -> int:

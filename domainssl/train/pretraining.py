@@ -385,6 +385,33 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
     return out
 
 
+def _clear_unfinished_run(run_dir: Path) -> None:
+    """Remove what a run that never wrote a checkpoint left in `run_dir` (only this module's own
+    outputs, see the layout above), so a new run does not mix its logs with the old ones."""
+    import shutil
+
+    print(f"[domainssl] {run_dir} holds a run that stopped before its first checkpoint: "
+          f"replacing it", flush=True)
+    for name in (RUN_FACTS, "config.yaml", "manifest.jsonl", "stats.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (CKPT_DIR, "tensorboard", "csv", "pictures"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _refuse_finished(ckpt: Path, recipe: dict[str, Any]) -> None:
+    """A resume that has nothing left to train is an error that says how to train further
+    (Lightning would start and stop at once, and the pictures found no batch)."""
+    import torch
+
+    steps = (recipe.get("trainer") or {}).get("max_steps")
+    if not steps or steps <= 0:
+        return
+    done = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    if done is not None and int(done) >= int(steps):
+        raise RecipeError(f"{ckpt.parent.parent} already trained {done} steps (max_steps {steps}): "
+                          f"pass --trainer.max_steps N with N > {done} to train further")
+
+
 def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datamodule=None) -> dict[str, Any]:
     """Train a recipe into `run_dir` (resuming from its last checkpoint when `resume`).
 
@@ -401,10 +428,15 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     # writes none before every rank has joined), so that is what they check.
     holds_run = (run_dir / RUN_FACTS).is_file() if is_rank_zero() else ckpt.is_file()
     if not resume and holds_run:
-        what = (f"continue it with --resume {run_dir}, or" if ckpt.is_file()
-                else "it stopped before its first checkpoint;")
-        raise RecipeError(f"{run_dir} already holds a run ({RUN_FACTS}): {what} give another "
-                          f"--run-dir (or remove that folder) to start afresh")
+        if ckpt.is_file():
+            raise RecipeError(f"{run_dir} already holds a run ({RUN_FACTS}): continue it with "
+                              f"--resume {run_dir}, or give another --run-dir (or remove that "
+                              f"folder) to start afresh")
+        # It stopped before its first checkpoint (often a setup error whose message says what
+        # to change): nothing to resume or lose, so the rerun with the fix replaces it.
+        _clear_unfinished_run(run_dir)
+    if resume:
+        _refuse_finished(ckpt, recipe)
     writer = is_rank_zero()  # the other ranks of a multi-device run write nothing here
     if writer:
         dump_recipe(recipe, run_dir / "config.yaml")

@@ -18,7 +18,9 @@ Command-line overrides are dotted keys with YAML values: `--data.root /archive`,
 from __future__ import annotations
 
 import copy
+import difflib
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +43,14 @@ def _load_yaml(text: str) -> Any:
 
 SECTIONS = ("data", "views", "model", "method", "trainer", "checkpoint", "log", "pictures", "monitor")
 TOP_LEVEL = SECTIONS + ("seed", "name", "description")
+# The keys of the small sections the run itself reads (data/views/model/method/trainer are
+# checked by what they are passed to); a misspelt key would otherwise be ignored silently.
+SECTION_KEYS = {
+    "checkpoint": ("every_n_steps",),
+    "log": ("every_n_steps",),
+    "pictures": ("curves", "views", "reconstructions"),
+    "monitor": ("labels", "split", "max_items", "every_n_steps"),
+}
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "trainer": {"max_epochs": -1, "accelerator": "auto", "devices": 1},
@@ -92,6 +102,18 @@ def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, 
         raise RecipeError(f"{where}: method.name is required (simclr, mocov3, byol, dino, mae)")
     if "preset" not in recipe["views"]:
         raise RecipeError(f"{where}: views.preset is required (ct, mr, multispectral, rgb, fluorescence)")
+    for section, known in SECTION_KEYS.items():
+        body = recipe.get(section)
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise RecipeError(f"{where}: section `{section}:` must be a mapping of {list(known)}")
+        for key in body:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+                raise RecipeError(f"{where}: unknown key {section}.{key}{hint}; `{section}:` takes "
+                                  f"{list(known)}")
     strategy = str(recipe["trainer"].get("strategy", ""))
     if any(word in strategy for word in ("spawn", "fork", "notebook")):
         # These train in child processes and hand back only the weights: the run's monitors,
@@ -146,7 +168,19 @@ def _is_number(text: str) -> bool:
 def apply_overrides(recipe: dict[str, Any], overrides: Sequence[str] | None) -> dict[str, Any]:
     """A copy of `recipe` with dotted command-line overrides set (nested dicts created as needed)."""
     recipe = copy.deepcopy(recipe)
-    for parts, value in parse_overrides(overrides or []):
+    parsed = parse_overrides(overrides or [])
+    keys = {tuple(parts) for parts, _ in parsed}
+    if ("trainer", "max_epochs") in keys and ("trainer", "max_steps") not in keys:
+        # Lightning stops at whichever limit comes first, and the LR / weight-decay / momentum
+        # schedules span max_steps: a recipe's max_steps would cut a run given in epochs short
+        # (or leave it in warm-up) without a word. Epochs asked for on the command line rule.
+        steps = (recipe.get("trainer") or {}).get("max_steps")
+        if steps and steps > 0:
+            warnings.warn(f"--trainer.max_epochs given: the recipe's trainer.max_steps {steps} no "
+                          "longer applies (the schedules span the epochs); give --trainer.max_steps "
+                          "too to stop at whichever comes first", UserWarning, stacklevel=2)
+            recipe["trainer"]["max_steps"] = -1
+    for parts, value in parsed:
         node = recipe
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):

@@ -68,6 +68,25 @@ def test_run_directory_holds_config_checkpoints_logs_pictures(tiles, tmp_path, c
     err = capsys.readouterr().err
     assert "already holds a run" in err and f"--resume {run}" in err
 
+    # Resuming a run that has trained its steps says how to train further (it crashed in the
+    # pictures with StopIteration).
+    assert main(["pretrain", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "already trained 5 steps (max_steps 5)" in err and "--trainer.max_steps N" in err
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_is_replaced_by_the_rerun(tiles, tmp_path, capsys):
+    # a setup error found after run.json was written: the rerun with the fix must not be refused
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 2, "--data.patches_per_image", "1", "--data.batch_size", "64") == 2
+    assert "less than one batch" in capsys.readouterr().err and (run / "run.json").is_file()
+    (run / "csv").mkdir(exist_ok=True)
+    (run / "csv" / "metrics.csv").write_text("step,train/loss\n0,9.9\n")   # the old run's log
+    assert _pretrain(tiles, run, 2, "--pictures.views", "false", "--pictures.reconstructions", "false") == 0
+    assert "stopped before its first checkpoint: replacing it" in capsys.readouterr().out
+    assert json.loads((run / "run.json").read_text())["final"]["global_step"] == 2
+    assert "9.9" not in (run / "csv" / "metrics.csv").read_text()
+
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tiles, tmp_path):
     # 3 steps, then --resume to 6, against 6 steps straight: the same weights to the bit. MAE
@@ -169,3 +188,15 @@ def test_unreadable_files_are_counted_in_the_run_facts(tiles, tmp_path, capsys, 
     assert skips["count"] >= 1 and all(broken.name in line for line in skips["examples"])
     out = capsys.readouterr().out
     assert f"{skips['count']} patch(es) of unreadable images were replaced" in out and broken.name in out
+
+
+def test_a_value_torch_or_lightning_refuses_is_one_line_not_a_traceback(tiles, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 2, "--trainer.precision", "fp17") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("domainssl pretrain: error: Precision 'fp17' is invalid")
+    assert "Traceback" not in "".join(err)
+    # a developer can still see where it came from
+    monkeypatch.setenv("DOMAINSSL_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="fp17"):
+        _pretrain(tiles, tmp_path / "run2", 2, "--trainer.precision", "fp17")

@@ -25,3 +25,30 @@ def test_recipe_files_read_exponents_as_floats(tmp_path):
 def test_override_without_value_is_an_actionable_error():
     with pytest.raises(RecipeError, match="--method.lr has no value"):
         apply_overrides(load_recipe(BASE), ["--method.lr"])
+
+
+@pytest.mark.parametrize("override,match", [
+    ("--checkpoint.every_n_step", "checkpoint.every_n_step .*did you mean checkpoint.every_n_steps"),
+    ("--log.every", "unknown key log.every"),
+    ("--monitor.label", "did you mean monitor.labels"),
+    ("--pictures.view", "did you mean pictures.views"),
+])
+def test_a_misspelt_key_of_the_run_sections_is_refused(override, match):
+    # these sections are read with .get(): a typo used to be ignored without a word
+    with pytest.raises(RecipeError, match=match):
+        apply_overrides(load_recipe(BASE), [override, "1"])
+
+
+@pytest.mark.parametrize("path", sorted(__import__("glob").glob("recipes/*.yaml")))
+def test_every_shipped_recipe_passes_the_section_check(path):
+    load_recipe(path)
+
+
+def test_epochs_on_the_command_line_replace_the_recipes_step_limit():
+    recipe = load_recipe(BASE)
+    assert recipe["trainer"]["max_steps"] > 0
+    with pytest.warns(UserWarning, match="max_steps .* no longer applies"):
+        epochs = apply_overrides(recipe, ["--trainer.max_epochs", "2"])
+    assert epochs["trainer"]["max_epochs"] == 2 and epochs["trainer"]["max_steps"] == -1
+    both = apply_overrides(recipe, ["--trainer.max_epochs", "2", "--trainer.max_steps", "50"])
+    assert both["trainer"]["max_steps"] == 50
