@@ -112,6 +112,10 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
     (one GeoTIFF per band, `band_folder`) are one image, the folder.
     """
     root = str(root)
+    if "://" not in root:
+        # Records name absolute paths: a manifest (and a run that trains from it) must still
+        # find its images when used from another working directory, e.g. on --resume.
+        root = os.path.abspath(root)
     if any(ch in root for ch in "*?["):
         for p in sorted(glob.iglob(root, recursive=True)):
             yield from iter_tasks(p, counter)

@@ -189,3 +189,14 @@ def test_tifffile_messages_stay_out_of_the_users_own_logging(demo_archive, tmp_p
     (rec,) = read_manifest(tmp_path / "m.jsonl", status=None)
     assert "invalid offset" in rec["reason"]
     assert not [m for m in seen if "invalid offset" in m]
+
+
+@pytest.mark.parametrize("pattern", ["", "tile_0000*.tif"])
+def test_a_relative_root_is_recorded_as_absolute_paths(demo_archive, tmp_path, monkeypatch, pattern):
+    # a manifest written from a relative root must still find its images from another folder
+    tiles = demo_archive["tiles"]
+    monkeypatch.chdir(os.path.dirname(tiles))
+    scan_archive(os.path.join(os.path.basename(tiles), pattern), tmp_path / "m.jsonl", jobs=0)
+    monkeypatch.chdir(tmp_path)
+    recs = _records(tmp_path / "m.jsonl")
+    assert recs and all(os.path.isabs(r["path"]) and os.path.exists(r["path"]) for r in recs)
