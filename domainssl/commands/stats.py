@@ -22,24 +22,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-valid", type=float, default=0.5,
                         help="skip patches with a smaller valid (non-nodata) fraction")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels", nargs="+", metavar="NAME",
+                        help="only images with exactly these channel names (as pretrain's data.channels)")
+    parser.add_argument("--spatial-dims", type=int, choices=(2, 3),
+                        help="only 2D or only 3D images (as pretrain's data.spatial_dims)")
+    parser.add_argument("--formats", nargs="+", metavar="FORMAT",
+                        help="only these formats, e.g. dicom nifti (as pretrain's data.formats)")
     parser.add_argument("--out", default="stats.json")
 
 
 def run(args) -> int:
     import json
+    import sys
 
-    from ..data.datamodule import select_consistent
+    from ..data.consistency import record_key, select_consistent
     from ..data.dataset import PatchDataset
     from ..data.samplers import RandomPatchSampler
     from ..data.stats import compute_stats, save_stats
     from ..io.scan import read_manifest
 
-    records, dropped = select_consistent(list(read_manifest(args.manifest)))
+    # sorted as pretraining sorts them: the same images, patches and numbers on every scan
+    # (a parallel scan writes records in the order they finish)
+    records, dropped = select_consistent(sorted(read_manifest(args.manifest), key=record_key),
+                                         args.channels, args.spatial_dims, args.formats)
     for reason, n in dropped.items():
-        print(f"left out {n} image(s): {reason}")
+        print(f"left out {n} image(s): {reason} (--channels, --spatial-dims, --formats choose others)")
     if not records:
         print(f"domainssl stats: {args.manifest} has no usable image")
         return 1
+    if args.patches < 1:
+        print("domainssl stats: error: --patches must be at least 1", file=sys.stderr)
+        return 2
     per_image = max(1, -(-args.patches // len(records)))
     ds = PatchDataset(records, RandomPatchSampler(args.patch_size, args.unit, min_valid=args.min_valid),
                       patches_per_image=per_image, seed=args.seed)

@@ -37,3 +37,24 @@ def test_stats_command_on_scanned_manifest(demo_archive, tmp_path):
     assert stats["channel_names"] == ["B02", "B03", "B04", "B08"] and stats["n_patches"] == 16
     # generated reflectance x 10000: NIR (B08) is the brightest band of every class
     assert stats["mean"][3] > max(stats["mean"][:3]) and all(s > 0 for s in stats["std"])
+
+
+def test_stats_are_the_same_whatever_order_the_scan_wrote_and_can_choose_the_images(demo_archive, tmp_path):
+    from domainssl.cli import main
+
+    manifest = tmp_path / "m.jsonl"
+    assert _run("scan", demo_archive["root"], "--out", str(manifest), "--jobs", "0").returncode == 0
+    lines = manifest.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("\n".join(lines[::-1]) + "\n")      # a parallel scan's other order
+    results = []
+    for m in (manifest, shuffled):
+        out = tmp_path / f"{m.stem}.json"
+        assert main(["stats", str(m), "--patch-size", "16", "16", "--patches", "8", "--out", str(out)]) == 0
+        results.append(json.loads(out.read_text()))
+    assert results[0]["mean"] == results[1]["mean"] and results[0]["channel_names"] == ["B02", "B03", "B04", "B08"]
+    # the archive's 3D images are chosen by spatial dims and format (2D tiles are the majority)
+    out = tmp_path / "ct.json"
+    assert main(["stats", str(manifest), "--spatial-dims", "3", "--formats", "dicom", "--patch-size",
+                 "8", "8", "8", "--patches", "4", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_patches"] == 4
