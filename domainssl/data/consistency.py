@@ -19,8 +19,11 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
 
     Filters by the requested channel names / spatial dims / formats, then keeps the largest
     group of equal (axes, channel_names): a mixed archive never silently feeds 4-band and
-    13-band images into one model.
+    13-band images into one model. With `channels`, images holding all of them are kept and
+    read as those channels in that order (`select_channels`), whatever else they hold.
     """
+    if isinstance(channels, str):  # `--data.channels DAPI`: one name, not its letters
+        channels = [channels]
     dropped: Counter = Counter()
     kept = []
     for rec in records:
@@ -28,10 +31,11 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
             dropped[f"format {rec['format']} not in {list(formats)}"] += 1
         elif spatial_dims and len(rec["axes"]) - 1 != spatial_dims:
             dropped[f"axes {rec['axes']} are not {spatial_dims}-D"] += 1
-        elif channels and list(rec["channel_names"]) != list(channels):
-            dropped[f"channels {rec['channel_names']} != {list(channels)}"] += 1
+        elif channels and not set(channels) <= set(rec["channel_names"]):
+            missing = [c for c in channels if c not in rec["channel_names"]]
+            dropped[f"channels {missing} missing (the image has {list(rec['channel_names'])})"] += 1
         else:
-            kept.append(rec)
+            kept.append(select_channels(rec, channels) if channels else rec)
     groups = Counter((r["axes"], tuple(r["channel_names"])) for r in kept)
     if len(groups) > 1:
         (axes, names), _ = groups.most_common(1)[0]
@@ -40,6 +44,18 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
                 dropped[f"axes {a} channels {list(n)} differ from the majority {axes} {list(names)}"] += count
         kept = [r for r in kept if (r["axes"], tuple(r["channel_names"])) == (axes, names)]
     return kept, dict(dropped)
+
+
+def select_channels(record: dict, channels: Sequence[str]) -> dict:
+    """A copy of `record` read as `channels` (names it holds), in that order: `channel_index`
+    (positions in the file's channels, which `PatchDataset` takes from each patch it reads),
+    and channel_names and shape as the patches will have them."""
+    names = list(record["channel_names"])
+    index = [names.index(c) for c in channels]
+    if index == list(range(len(names))):
+        return record
+    return {**record, "channel_names": list(channels), "channel_index": index,
+            "shape": [len(index)] + list(record["shape"][1:])}
 
 
 def record_key(record: dict) -> tuple:

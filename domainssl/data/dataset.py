@@ -181,6 +181,9 @@ class PatchDataset(Dataset):
             region, data, valid = self.sampler.sample(image, rng)
         if data is None:
             data = image.read(region)
+        record = self.records[r]
+        if "channel_index" in record:  # data.channels chose some of the file's channels
+            data = data[record["channel_index"]]
         mask = image.read_mask(region)
         bounds, _ = image.normalize_region(region)
         spacing = image.spacing
@@ -198,10 +201,9 @@ class PatchDataset(Dataset):
             data = out
         else:
             data = data.astype(np.float32, copy=False)
-        record = self.records[r]
         sample = {
             "image": data,
-            "channel_names": list(image.channel_names),
+            "channel_names": list(record["channel_names"]),
             "spacing": tuple(spacing),
             "units": tuple(image.units),
             "source": {"path": image.path, "series": record.get("series"),

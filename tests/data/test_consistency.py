@@ -4,15 +4,23 @@ from domainssl.data.consistency import mixed_scale_message, mixed_units_message,
 
 
 def test_select_consistent_filters():
-    recs = [{"format": "geotiff", "axes": "CYX", "channel_names": ["a", "b"]}] * 3 + \
-           [{"format": "geotiff", "axes": "CYX", "channel_names": ["a"]}] + \
-           [{"format": "nifti", "axes": "CZYX", "channel_names": ["t1"]}]
+    recs = [{"format": "geotiff", "axes": "CYX", "channel_names": ["a", "b"], "shape": [2, 8, 8]}] * 3 + \
+           [{"format": "geotiff", "axes": "CYX", "channel_names": ["a"], "shape": [1, 8, 8]}] + \
+           [{"format": "nifti", "axes": "CZYX", "channel_names": ["t1"], "shape": [1, 4, 8, 8]}]
     kept, dropped = select_consistent(recs)
     assert len(kept) == 3 and sum(dropped.values()) == 2
     kept, dropped = select_consistent(recs, spatial_dims=3)
     assert [r["format"] for r in kept] == ["nifti"]
-    kept, _ = select_consistent(recs, channels=["a"])
-    assert len(kept) == 1
+    # channels choose images that hold them, read as those channels (in that order)
+    kept, dropped = select_consistent(recs, channels=["a"])
+    assert len(kept) == 4 and all(r["channel_names"] == ["a"] for r in kept)
+    assert [r.get("channel_index") for r in kept] == [[0]] * 3 + [None]
+    assert kept[0]["shape"] == [1, 8, 8] and recs[0]["channel_names"] == ["a", "b"]  # copies
+    kept, dropped = select_consistent(recs, channels=["b", "a"])
+    assert len(kept) == 3 and kept[0]["channel_index"] == [1, 0]
+    assert "channels ['b'] missing" in " ".join(dropped)
+    kept, _ = select_consistent(recs, channels="t1")                # one name, not its letters
+    assert [r["format"] for r in kept] == ["nifti"]
 
 
 def test_mixed_pixel_spacings_with_pixel_patches_are_reported():

@@ -232,3 +232,15 @@ def test_open_record_leaves_pythons_once_per_location_warnings_alone(tile_record
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("same message from the same line") == 1, proc.stderr
+
+
+def test_chosen_channels_are_read_in_the_order_asked(tile_records):
+    from domainssl.data.consistency import select_consistent
+
+    chosen, _ = select_consistent(tile_records[:2], channels=["B08", "B04"])
+    full = PatchDataset(tile_records[:2], RandomPatchSampler([16, 16]), seed=3)
+    some = PatchDataset(chosen, RandomPatchSampler([16, 16]), seed=3)
+    for i in range(2):
+        a, b = full[i], some[i]
+        assert b["channel_names"] == ["B08", "B04"] and b["image"].shape == (2, 16, 16)
+        np.testing.assert_array_equal(b["image"], a["image"][[3, 2]])
