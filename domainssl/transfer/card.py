@@ -233,6 +233,44 @@ def _is_generic(names: Sequence[str]) -> bool:
     return all(_GENERIC_NAME.match(str(n)) for n in names)
 
 
+def example_channel_map(enc_names: Sequence[str], data_names: Sequence[str]) -> list[int]:
+    """A channel map that `resolve_channels` accepts: one data index per encoder channel.
+
+    Encoder channels found by name take that data channel; the others take the unused data
+    channels in order, and when the data has fewer channels than the encoder the last data
+    channel is repeated (an example of the form, not a claim about which bands correspond).
+    """
+    data_names = [str(n) for n in data_names]
+    unused = [i for i, n in enumerate(data_names) if n not in enc_names]
+    out = []
+    for name in enc_names:
+        if name in data_names:
+            out.append(data_names.index(name))
+        else:
+            out.append(unused.pop(0) if unused else len(data_names) - 1)
+    return out
+
+
+def _how_to_map(enc_names: Sequence[str], data_names: Sequence[str]) -> str:
+    """How to write --channel-map for these channels, with examples that resolve as written."""
+    if not data_names:
+        return "The data has no channels to map."
+    idx = example_channel_map(enc_names, data_names)
+    as_idx = ",".join(map(str, idx))
+    # Encoder channels the data has by name need no pair (resolve_channels matches them itself).
+    pairs = [(e, data_names[i]) for e, i in zip(enc_names, idx) if e not in data_names]
+    as_names = ",".join(f"{e}={d}" for e, d in pairs or zip(enc_names, (data_names[i] for i in idx)))
+    fewer = ""
+    if len(data_names) < len(enc_names):
+        fewer = (f"An encoder with {len(enc_names)} channels needs a data channel for each of them; with "
+                 f"{len(data_names)} data channels some must feed more than one encoder channel (or use an "
+                 f"encoder pretrained on {len(data_names)} channels). ")
+    return (f"{fewer}Map them explicitly, one data channel per encoder channel in the encoder's order: "
+            f"--channel-map {as_idx} (data channel indices) or --channel-map {as_names} "
+            f"(ENCODER=DATA names); choose the data channel that matches each encoder channel. "
+            f"In Python pass channel_map=[{as_idx}] or a dict.")
+
+
 def resolve_channels(card: dict[str, Any], data_channel_names: Sequence[str],
                      channel_map=None) -> list[int]:
     """Indices into the data's channels that give the encoder's channels, in the encoder's order.
@@ -246,11 +284,7 @@ def resolve_channels(card: dict[str, Any], data_channel_names: Sequence[str],
     """
     enc_names = [str(n) for n in card["channel_names"]]
     data_names = [str(n) for n in data_channel_names]
-    example_idx = ",".join(str(i) for i in range(min(len(data_names), len(enc_names))))
-    how = (f"Map them explicitly: --channel-map with data channel indices in the encoder's order "
-           f"(e.g. --channel-map {example_idx}) or ENCODER=DATA name pairs "
-           f"(e.g. --channel-map {enc_names[0]}={data_names[0] if data_names else 'NAME'}); "
-           f"in Python pass channel_map=[...] or {{...}}.")
+    how = _how_to_map(enc_names, data_names)
     channel_map = parse_channel_map(channel_map)
     if channel_map is not None:
         if isinstance(channel_map, dict):
@@ -324,12 +358,35 @@ def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[flo
     return zoom
 
 
+def _one_signed(card: dict[str, Any]) -> list[bool]:
+    """Per card channel: do the pretraining values sit on one side of zero (counts, DNs, reflectance)?
+
+    From the archive's p01..p99 range (else min..max) when the card has it: one-signed unless both
+    ends are beyond 10 % of the range on either side of zero. Without them, a mean at least one
+    std away from zero counts as one-signed.
+    """
+    means, stds = stats_vector(card, "mean"), stats_vector(card, "std")
+    for low_key, high_key in (("p01", "p99"), ("min", "max")):
+        low, high = stats_vector(card, low_key), stats_vector(card, high_key)
+        if low and high:
+            return [not (lo < -0.1 * (hi - lo) and hi > 0.1 * (hi - lo)) for lo, hi in zip(low, high)]
+    return [abs(m) >= s for m, s in zip(means, stds)]
+
+
 def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_sigmas: float = 6.0) -> None:
     """Refuse data whose per-channel means sit far outside the pretraining statistics.
 
     A typical cause is another value scale (reflectance 0..1 vs 0..10000, raw counts vs HU); the
     encoder would then see inputs it never saw in pretraining. `channel_means` are in the card's
     channel order; the reference is the archive statistics in `normalization.stats`.
+
+    A channel is refused when its mean is more than `max_sigmas` archive stds from the archive
+    mean, or when the ratio data mean / archive mean is outside (0.1, 10), an order of magnitude
+    either way (or of the other sign). The ratio is used where it measures scale: for channels
+    whose pretraining values sit on one side of zero (`_one_signed`), and elsewhere only when the
+    mean is also more than 2 stds off. Channels whose pretraining values straddle zero (offsets,
+    HU, standardised data) are thus checked for growth only: a mean near zero there does not tell
+    a shrunk scale from data centred like the archive.
 
     Raises:
         CardMismatchError: with the channel, both means, and what to do.
@@ -340,15 +397,18 @@ def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_
     if not means or not stds:
         return
     bad = []
-    for name, m, cm, cs in zip(card["channel_names"], channel_means, means, stds):
+    signs = _one_signed(card)
+    for name, m, cm, cs, one_signed in zip(card["channel_names"], channel_means, means, stds, signs):
         m, cm, cs = float(m), float(cm), float(cs)
         far = cs > 0 and abs(m - cm) > max_sigmas * cs
         # Another unit scale (0..1 vs 0..10000) moves the mean by orders of magnitude while it may
-        # stay within a few (wide) standard deviations.
-        rescaled = (cs > 0 and abs(cm) > 0.1 * cs and abs(m - cm) > 2 * cs
-                    and not 0.1 <= (m / cm if cm else 0.0) <= 10.0)
+        # stay within a few (wide) standard deviations, in either direction.
+        ratio = m / cm if cm else None
+        off_scale = ratio is not None and not 0.1 < ratio < 10.0
+        rescaled = off_scale and (one_signed or (cs > 0 and abs(cm) > 0.1 * cs and abs(m - cm) > 2 * cs))
         if far or rescaled:
-            bad.append(f"{name}: data mean {m:.4g}, pretraining mean {cm:.4g} ± {cs:.4g}")
+            times = f" ({ratio:.3g}x)" if ratio is not None else ""
+            bad.append(f"{name}: data mean {m:.4g}{times}, pretraining mean {cm:.4g} ± {cs:.4g}")
     if bad:
         raise CardMismatchError(
             "the data's values look like a different scale than in pretraining (" + "; ".join(bad) +

@@ -4,20 +4,30 @@ For each k in `shots` and each seed, k training labels per class are drawn (the 
 every encoder, so comparisons are paired); each mode (linear probe, kNN, fine-tune) is fitted on
 them and scored on the whole test split. Rows report mean and std over seeds of accuracy,
 balanced accuracy and macro-F1.
+
+A class with fewer than k training images contributes all it has; `run_fewshot` warns once per k
+naming such classes (and when k is above every class's count), and `labels_per_class` in the rows
+is the mean actually used per training class. The training split needs at least two classes; a
+class with test images but no training images cannot be predicted and is warned about.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from .labeled import LabeledSet
+from .labeled import LabeledDataError, LabeledSet
 from .progress import Progress
 
 MODES = ("linear", "knn", "finetune")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+class FewShotWarning(UserWarning):
+    """A protocol run whose numbers need a caveat (classes smaller than k, untrainable classes)."""
 
 
 def parse_shots(text: str | Sequence) -> list:
@@ -54,6 +64,50 @@ def sample_shots(labels: np.ndarray, train_idx: np.ndarray, k, seed: int) -> np.
         members = train_idx[labels[train_idx] == c]
         picked.append(rng.choice(members, size=min(int(k), len(members)), replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def _counts(labels: np.ndarray, idx: np.ndarray, class_names: Sequence[str]) -> dict[str, int]:
+    """Images per class name among `idx` (classes with none left out)."""
+    values, counts = np.unique(labels[idx], return_counts=True)
+    return {str(class_names[v]): int(c) for v, c in zip(values, counts)}
+
+
+def check_classes(labeled: LabeledSet, train: np.ndarray, test: np.ndarray) -> dict[str, int]:
+    """Training images per class; refuse fewer than 2 training classes, warn on test-only classes.
+
+    Raises:
+        LabeledDataError: the training split holds fewer than two classes (any probe would predict
+            one constant class and score 100 % on a one-class test split).
+    """
+    labels, names = np.asarray(labeled.labels), labeled.class_names
+    train_counts, test_counts = _counts(labels, train, names), _counts(labels, test, names)
+    if len(train_counts) < 2:
+        found = f"only class {next(iter(train_counts))!r}" if train_counts else "no classes"
+        raise LabeledDataError(
+            f"{labeled.name}: the training split has {found} ({sum(train_counts.values())} images); a probe "
+            "needs training labels of at least 2 classes. Label images of another class, or put some of "
+            "them into the train split")
+    only_test = {c: n for c, n in test_counts.items() if c not in train_counts}
+    if only_test:
+        warnings.warn(f"{labeled.name}: class(es) {only_test} (test images) have no training images; no "
+                      "probe can predict them, so every score is capped below 100 %", FewShotWarning, stacklevel=3)
+    return train_counts
+
+
+def warn_small_classes(name: str, train_counts: dict[str, int], k) -> None:
+    """One warning for a k that some (or every) class cannot fill: those classes use all they have."""
+    if k == "all":
+        return
+    short = {c: n for c, n in train_counts.items() if n < int(k)}
+    if not short:
+        return
+    if len(short) == len(train_counts):
+        text = (f"k={k} is above every class's training count: at most {max(short.values())} labels per "
+                f"class were used (training images per class: {short})")
+    else:
+        text = (f"k={k}: class(es) {short} have fewer training images than {k}; all of theirs are used, "
+                "so those classes get fewer labels than the others")
+    warnings.warn(f"{name}: {text}", FewShotWarning, stacklevel=3)
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -104,8 +158,14 @@ def run_fewshot(candidates: Sequence[Candidate], labeled: LabeledSet, *, shots=(
                 finetune_kw: dict | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run the protocol; return one row per (encoder, mode, shots).
 
-    Rows: encoder, mode, shots, labels_per_class (mean used), n_train, seeds, and for each metric
-    `<metric>_mean` / `<metric>_std` (percent) over seeds.
+    Rows: encoder, mode, shots, labels_per_class (mean used per training class, below k when
+    classes are smaller than k), n_train, seeds, and for each metric `<metric>_mean` /
+    `<metric>_std` (percent) over seeds.
+
+    Raises:
+        LabeledDataError: the training split has fewer than two classes.
+    Warns:
+        FewShotWarning: once per k that some class cannot fill, and for test-only classes.
     """
     for mode in modes:
         if mode not in MODES:
@@ -116,6 +176,9 @@ def run_fewshot(candidates: Sequence[Candidate], labeled: LabeledSet, *, shots=(
     if len(test) == 0 or len(train) == 0:
         raise ValueError(f"{labeled.name}: needs train and test items (found {len(train)} / {len(test)})")
     num_classes = len(labeled.class_names)
+    train_counts = check_classes(labeled, train, test)
+    for k in shots:
+        warn_small_classes(labeled.name, train_counts, k)
     finetune_kw = dict(finetune_kw or {})
     total = len(candidates) * len(modes) * len(shots) * seeds
     bar = Progress(f"few-shot {labeled.name}", total, enabled=progress)
@@ -134,7 +197,8 @@ def run_fewshot(candidates: Sequence[Candidate], labeled: LabeledSet, *, shots=(
                     n_train.append(len(chosen))
                 bar.update(seeds)
                 row: dict[str, Any] = {"encoder": cand.name, "mode": mode, "shots": k,
-                                       "labels_per_class": float(np.mean(n_train)) / num_classes,
+                                       # per class that has training images: what was used, not k
+                                       "labels_per_class": float(np.mean(n_train)) / len(train_counts),
                                        "n_train": int(np.mean(n_train)), "n_test": int(len(test)),
                                        "seeds": runs}
                 for metric in METRICS:

@@ -1,13 +1,25 @@
 """Labeled images for few-label transfer: a CSV, a folder per class, or in-memory arrays.
 
-A CSV has a header with at least `path,label`; optional columns:
-    split          train / test (val rows are kept and ignored by the protocol)
+A CSV (UTF-8, with or without the byte-order mark Excel writes) has a header with at least
+`path,label`; optional columns:
+    split          train / test / val for every row (val rows are kept and ignored by the protocol)
     z0,z1,y0,y1,x0,x1   a region (pixel indices, stop exclusive); empty cells mean the whole axis
 Paths are relative to the CSV's folder (absolute paths work too) and may be any file
 `domainssl.open_image` reads (DICOM series folders, NIfTI, GeoTIFF, OME-TIFF/Zarr, PNG/JPEG).
+Rows whose cells are all empty are skipped; an empty path, label or split cell is an error.
+
+Labels are class names as written, with surrounding spaces removed; labels that are numbers
+name the number, so `1`, `1.0` and ` 01` are one class "1" (`label_name`). A set needs at
+least two classes.
 
 A folder holds one sub-folder per class (`ROOT/<class>/*`) or, with a fixed split,
-`ROOT/train/<class>/*` and `ROOT/test/<class>/*`.
+`ROOT/train/<class>/*` and `ROOT/test/<class>/*`. Hidden files and files that are clearly not
+images (README.txt, notes.md, Thumbs.db, ...: `NOT_IMAGE_SUFFIXES`) are skipped with a warning.
+
+All images need the same channels. When they name them (band descriptions, stains), images
+with the same names in another order are read in the first image's order; other names are
+refused. Images whose spacing differs from the first image's get a warning (the set carries one
+spacing, the first image's).
 
 Without a split, `LabeledSet.with_split` makes a seeded stratified one.
 """
@@ -17,18 +29,31 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
+import warnings
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .card import _is_generic  # the card's rule for channel names that carry no meaning (c0, ch1, gray)
+
 REGION_COLUMNS = ("z0", "z1", "y0", "y1", "x0", "x1")
 SPLITS = ("train", "val", "test")
+# Files in a class folder that are clearly not images (notes, listings, OS thumbnail caches).
+NOT_IMAGE_SUFFIXES = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".yaml", ".yml", ".db", ".ini",
+                      ".log", ".pdf", ".html", ".xlsx", ".xls", ".doc", ".docx", ".py", ".sh")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class LabeledDataError(ValueError):
     """Labeled data that cannot be used (bad CSV, unreadable file, inconsistent channels)."""
+
+
+class LabeledDataWarning(UserWarning):
+    """Labeled data that can be used but may not be what was meant (skipped files, mixed spacing)."""
 
 
 @dataclass
@@ -73,7 +98,8 @@ class LabeledSet:
         """This set with a fixed split; a seeded stratified train/test split when none is given."""
         if self.split is not None:
             return self
-        return replace(self, split=stratified_split(self.labels, test_fraction, seed))
+        return replace(self, split=stratified_split(self.labels, test_fraction, seed,
+                                                    class_names=self.class_names, where=self.name))
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly counts per split and class."""
@@ -88,11 +114,37 @@ class LabeledSet:
         return out
 
 
-def stratified_split(labels: Sequence[int], test_fraction: float = 0.3, seed: int = 0) -> np.ndarray:
-    """A seeded stratified split: str array of "train"/"test" with `test_fraction` of each class in test."""
+def _check_stratifiable(labels: np.ndarray, test_fraction: float, class_names: Sequence[str] | None,
+                        where: str) -> None:
+    """Refuse, naming the classes, what sklearn's stratified split would refuse with class indices."""
+    values, counts = np.unique(labels, return_counts=True)
+    names = [str(class_names[v]) if class_names is not None else str(v) for v in values]
+    small = [f"{n!r} ({c} image)" for n, c in zip(names, counts) if c < 2]
+    if small:
+        which = f"class {small[0]} has" if len(small) == 1 else f"classes {', '.join(small)} have"
+        raise LabeledDataError(
+            f"{where}: a train/test split needs at least 2 images per class (one for each side); {which} "
+            "fewer. Add images of such a class, remove its rows, or give a split column (train/test per row)")
+    n_test = int(np.ceil(test_fraction * len(labels)))  # how sklearn sizes the test side
+    if min(n_test, len(labels) - n_test) < len(values):
+        raise LabeledDataError(
+            f"{where}: {len(labels)} images with test fraction {test_fraction:g} give {n_test} test and "
+            f"{len(labels) - n_test} training images, fewer than the {len(values)} classes {names}; "
+            "add images, change the test fraction, or give a split column")
+
+
+def stratified_split(labels: Sequence[int], test_fraction: float = 0.3, seed: int = 0, *,
+                     class_names: Sequence[str] | None = None, where: str = "labels") -> np.ndarray:
+    """A seeded stratified split: str array of "train"/"test" with `test_fraction` of each class in test.
+
+    Raises:
+        LabeledDataError: a class has a single image, or a side would get fewer images than there
+            are classes (`class_names` name the classes in the message).
+    """
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
+    _check_stratifiable(labels, test_fraction, class_names, where)
     idx = np.arange(len(labels))
     _, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=labels)
     split = np.full(len(labels), "train", dtype=object)
@@ -137,27 +189,103 @@ def _region(row: dict, ndim: int, where: str) -> tuple[slice, ...]:
     return tuple(sl)
 
 
+def label_name(text) -> str:
+    """The class name of a label cell: stripped; a number names its value ("1.0", " 01" -> "1").
+
+    Spreadsheets write integer labels as 1 or 1.0 depending on the column type; both must be one
+    class. Other text is kept as written (case-sensitive).
+    """
+    text = str(text).strip()
+    if not _NUMBER.match(text):
+        return text
+    value = Decimal(text)  # exact: no float rounding of long integer codes
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _class_order(name: str):
+    """Sort key: numeric class names by value (2 before 10), then the others alphabetically."""
+    return (0, Decimal(name), "") if _NUMBER.match(name) else (1, Decimal(0), name)
+
+
+def _check_two_classes(class_names: list[str], labels: list[str], where: str) -> None:
+    """Refuse a set of one class: any probe would predict it and report 100 % accuracy."""
+    if len(class_names) < 2:
+        found = f"only class {class_names[0]!r} ({len(labels)} images)" if class_names else "no classes"
+        raise LabeledDataError(f"{where}: found {found}; a probe needs labeled images of at least 2 "
+                               "classes (accuracy on one class says nothing about the encoder)")
+
+
+def _channel_orders(images: list, where: str) -> list[list[int] | None]:
+    """Per image, the channel indices that give the first image's channel order (None: as stored).
+
+    Images that name their channels may store the same channels in another order (GeoTIFF band
+    descriptions); reading them by position would feed the probe mixed-up channels.
+    """
+    first = images[0]
+    orders: list[list[int] | None] = []
+    for img in images:
+        names = img.channel_names
+        if names == first.channel_names or _is_generic(names) or _is_generic(first.channel_names):
+            orders.append(None)  # same names, or no names to go by: position is all there is
+        elif sorted(names) == sorted(first.channel_names) and len(set(names)) == len(names):
+            orders.append([names.index(n) for n in first.channel_names])
+        else:
+            raise LabeledDataError(
+                f"{where}: {img.path} has channels {names}, {first.path} has {first.channel_names}; all "
+                "labeled images need the same channels (any order). Give the files the same band/channel "
+                "names, or leave out the images with other channels")
+    return orders
+
+
+def _spacing_text(img) -> str:
+    """"10 x 10 m" (or per-axis units when they differ)."""
+    units = set(img.units)
+    if len(units) == 1:
+        return " x ".join(f"{s:g}" for s in img.spacing) + f" {img.units[0]}"
+    return " x ".join(f"{s:g} {u}" for s, u in zip(img.spacing, img.units))
+
+
+def _warn_mixed_spacing(images: list, where: str) -> None:
+    """Warn when images differ in spacing: the set (and the input spec) carries the first one's."""
+    first = images[0]
+    other = [img for img in images[1:] if tuple(img.units) != tuple(first.units)
+             or not np.allclose(img.spacing, first.spacing, rtol=1e-3, atol=0)]
+    if other:
+        warnings.warn(
+            f"{where}: {len(other)} of {len(images)} labeled images have another pixel spacing than the "
+            f"first, e.g. {other[0].path} has {_spacing_text(other[0])}, {first.path} has "
+            f"{_spacing_text(first)}; every image is treated as having the first one's "
+            "spacing. Resample the images to one spacing for a fair probe", LabeledDataWarning, stacklevel=4)
+
+
 def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str] | None,
-                regions: list[dict] | None, where: str) -> LabeledSet:
+                regions: list[dict] | None, where: str, info: dict | None = None) -> LabeledSet:
     from ..io import ImageReadError, open_image
 
-    class_names = sorted(set(labels))
+    labels = [label_name(lab) for lab in labels]
+    class_names = sorted(set(labels), key=_class_order)
     images = []
     for p in paths:
         try:
             images.append(open_image(p))
         except ImageReadError as exc:
             raise LabeledDataError(f"{where}: {exc}") from exc
+    _check_two_classes(class_names, labels, where)
     first = images[0]
     for img in images[1:]:
         if img.spatial_dims != first.spatial_dims or img.shape[0] != first.shape[0]:
             raise LabeledDataError(
                 f"{where}: {img.path} has shape {img.shape} ({img.axes}), {first.path} has {first.shape} "
                 f"({first.axes}); all labeled images need the same channels and spatial dims")
+    orders = _channel_orders(images, where)
+    _warn_mixed_spacing(images, where)
     region = [(_region(r, len(first.shape), where) if r else None) for r in (regions or [None] * len(paths))]
 
     def get_image(i: int) -> np.ndarray:
-        return images[i].read(region[i]).astype(np.float32)
+        arr = images[i].read(region[i])
+        return (arr if orders[i] is None else arr[orders[i]]).astype(np.float32)
 
     split = None
     if splits is not None:
@@ -175,38 +303,85 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
                       labels=np.array([class_names.index(lab) for lab in labels]), class_names=class_names,
                       channel_names=list(first.channel_names), spatial_dims=first.spatial_dims,
                       spacing=list(first.spacing), units=list(first.units), split=split,
-                      fingerprint=fingerprint, info={"format": first.format})
+                      fingerprint=fingerprint, info={"format": first.format, **(info or {})})
+
+
+def _need_cells(csv_path: Path, rows: list[dict], lines: list[int], column: str, what: str) -> None:
+    """Refuse rows whose `column` cell is empty, naming their line numbers in the file."""
+    empty = [line for row, line in zip(rows, lines) if not row.get(column)]
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise LabeledDataError(f"{csv_path}: empty {column} on line {shown} ({len(empty)} of {len(rows)} "
+                               f"rows); {what}")
+
+
+def _read_rows(csv_path: Path) -> tuple[list[str], list[dict], list[int]]:
+    """Header fields, rows (stripped cells) and each row's line number; rows of empty cells are skipped."""
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would glue onto "path".
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        rows, lines = [], []
+        for row in reader:
+            row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+            if any(row.values()):  # spreadsheets leave rows of empty cells (",,") below the data
+                rows.append(row)
+                lines.append(reader.line_num)
+    return fields, rows, lines
 
 
 def load_csv(csv_path) -> LabeledSet:
-    """Read a labels CSV (`path,label[,split][,z0,z1,y0,y1,x0,x1]`, paths relative to the CSV)."""
+    """Read a labels CSV (`path,label[,split][,z0,z1,y0,y1,x0,x1]`, paths relative to the CSV).
+
+    Raises:
+        LabeledDataError: no path/label header, no rows, an empty path, label or (with a split
+            column) split cell, fewer than two classes, or an unreadable image; the message names
+            the lines.
+    """
     csv_path = Path(csv_path)
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        if "path" not in fields or "label" not in fields:
-            raise LabeledDataError(f"{csv_path}: needs a header with columns path,label[,split] "
-                                   f"(found {fields})")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        fields, rows, lines = _read_rows(csv_path)
+    except UnicodeDecodeError as exc:
+        raise LabeledDataError(f"{csv_path}: not UTF-8 text ({exc}); save it as CSV UTF-8") from None
+    if "path" not in fields or "label" not in fields:
+        raise LabeledDataError(f"{csv_path}: needs a header with columns path,label[,split] "
+                               f"(found {fields})")
     if not rows:
         raise LabeledDataError(f"{csv_path}: no rows")
+    _need_cells(csv_path, rows, lines, "path", "give every row an image path or delete the row")
+    _need_cells(csv_path, rows, lines, "label", "give every row a class label or delete the row")
+    splits = None
+    if "split" in fields:
+        # A partly filled split column is a mistake, not a request for a random split.
+        _need_cells(csv_path, rows, lines, "split", "give every row train, val or test, or delete the split "
+                    "column for a random stratified split")
+        splits = [r["split"].lower() for r in rows]
     paths = [str(p if Path(p).is_absolute() else csv_path.parent / p) for p in (r["path"] for r in rows)]
-    splits = [r["split"].lower() for r in rows] if "split" in fields and all(r["split"] for r in rows) else None
     has_region = any(c in fields for c in REGION_COLUMNS)
     return _from_paths(csv_path.stem, paths, [r["label"] for r in rows], splits,
                        rows if has_region else None, str(csv_path))
 
 
+def _not_an_image(entry: Path) -> bool:
+    """Hidden entries (.DS_Store) and files that are clearly notes or caches (README.txt, Thumbs.db)."""
+    return entry.name.startswith(".") or (entry.is_file() and entry.suffix.lower() in NOT_IMAGE_SUFFIXES)
+
+
 def load_folder(root) -> LabeledSet:
-    """Read `ROOT/<class>/*` or `ROOT/{train,test}/<class>/*` (every entry a file or series folder)."""
+    """Read `ROOT/<class>/*` or `ROOT/{train,test}/<class>/*` (every entry a file or series folder).
+
+    Hidden files and files with a `NOT_IMAGE_SUFFIXES` suffix are skipped, with one warning that
+    counts them (the count is also in `info["skipped_files"]`).
+    """
     root = Path(root)
     split_dirs = [d for d in ("train", "val", "test") if (root / d).is_dir()]
-    paths, labels, splits = [], [], []
+    paths, labels, splits, skipped = [], [], [], []
     for split in split_dirs or [None]:
         base = root / split if split else root
         for class_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
             for entry in sorted(class_dir.iterdir()):
-                if entry.name.startswith("."):
+                if _not_an_image(entry):
+                    skipped.append(entry)
                     continue
                 paths.append(str(entry))
                 labels.append(class_dir.name)
@@ -214,7 +389,12 @@ def load_folder(root) -> LabeledSet:
     if not paths:
         raise LabeledDataError(f"{root}: no labeled images; expected ROOT/<class>/<image files> or "
                                "ROOT/train/<class>/... and ROOT/test/<class>/...")
-    return _from_paths(root.name, paths, labels, splits if split_dirs else None, None, str(root))
+    if skipped:
+        examples = ", ".join(str(p.relative_to(root)) for p in skipped[:3])
+        warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images (e.g. {examples})",
+                      LabeledDataWarning, stacklevel=2)
+    return _from_paths(root.name, paths, labels, splits if split_dirs else None, None, str(root),
+                       info={"skipped_files": len(skipped)} if skipped else None)
 
 
 def load_labeled(source) -> LabeledSet:

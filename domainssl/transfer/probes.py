@@ -7,6 +7,14 @@ import warnings
 import numpy as np
 
 
+def _need_two_classes(train_y: np.ndarray, what: str) -> None:
+    """Refuse one-class training labels: a constant prediction would score 100 % on one-class tests."""
+    classes = np.unique(train_y)
+    if len(classes) < 2:
+        raise ValueError(f"{what}: training labels of at least 2 classes are needed, found "
+                         f"{'only class ' + str(classes[0]) if len(classes) else 'none'}")
+
+
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, C: float = 1.0,
                  max_iter: int = 2000) -> np.ndarray:
     """Logistic regression on standardised features; returns predicted labels for `test_x`.
@@ -18,8 +26,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, C
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if len(np.unique(train_y)) < 2:
-        return np.full(len(test_x), train_y[0])
+    _need_two_classes(train_y, "linear probe")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     with warnings.catch_warnings():
         # A few-shot fit may stop at max_iter on separable data; the predictions are still usable.
@@ -36,6 +43,7 @@ def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k:
     """
     from sklearn.neighbors import KNeighborsClassifier
 
+    _need_two_classes(train_y, "kNN")
     smallest = int(np.min(np.unique(train_y, return_counts=True)[1]))
     k = max(1, min(int(k), smallest))
     model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights="distance")

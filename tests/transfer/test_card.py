@@ -118,3 +118,64 @@ def test_readme_mentions_timm_one_liner_only_for_timm_weights():
                  weights={"file": "model.safetensors", "key_format": "timm"})
     assert "timm.create_model('test_resnet'" in render_readme(card)
     assert "timm.create_model" not in render_readme(_card())
+
+
+def _card4(**stats):
+    """A 4-band DN card like the coffee probe's: means ~900, stds ~500 (std more than half the mean)."""
+    names = ["B02", "B03", "B04", "B08"]
+    base = {"channel_names": names, "mean": [916.0, 850.0, 700.0, 2400.0], "std": [494.0, 450.0, 520.0, 900.0]}
+    base.update(stats)
+    return _card(channel_names=names, in_chans=4, normalization={"mode": "zscore", "stats": base})
+
+
+def test_value_range_refuses_a_shrunk_scale():
+    for means in ([0.09, 0.11, 0.10, 0.24], [0.0, 0.0, 0.0, 0.0], [80.0, 70.0, 60.0, 200.0]):
+        with pytest.raises(CardMismatchError, match=r"different scale.*B02: data mean [\d.e-]+ \([\d.e-]+x\), "
+                                                    r"pretraining mean 916 ± 494"):
+            check_value_range(_card4(), means)
+    with pytest.raises(CardMismatchError, match="different scale"):  # ten-fold growth, within 6 stds of B08
+        check_value_range(_card4(), [900.0, 850.0, 700.0, 24000.0])
+    check_value_range(_card4(), [1200.0, 600.0, 400.0, 3000.0])  # same scale, other scenes
+    check_value_range(_card4(), [200.0, 150.0, 100.0, 600.0])  # darker scenes, within a factor of 10
+
+
+def test_value_range_with_percentiles_keeps_zero_centred_channels_open():
+    # p01..p99 straddle zero (HU-like, offset data): a mean near zero may be data centred like the archive.
+    hu = _card4(mean=[-500.0, -500.0, 0.0, 0.0], std=[500.0, 500.0, 1.0, 1.0],
+                p01=[-1000.0, -1000.0, -2.5, -2.5], p99=[1000.0, 1000.0, 2.5, 2.5])
+    check_value_range(hu, [40.0, -30.0, 0.05, -0.01])
+    with pytest.raises(CardMismatchError, match="B04: data mean 40"):
+        check_value_range(hu, [40.0, -30.0, 40.0, 0.0])  # 40 stds off
+    # p01 just below zero (noise on dark pixels) still reads as one-signed: a 10000x shrink is refused
+    dn = _card4(p01=[-5.0, 0.0, 0.0, 10.0], p99=[2500.0, 2400.0, 2600.0, 5000.0])
+    with pytest.raises(CardMismatchError, match="B02: data mean 0.09"):
+        check_value_range(dn, [0.09, 0.11, 0.10, 0.24])
+
+
+def test_fewer_data_channels_message_gives_maps_that_work():
+    import re
+
+    card = _card4()
+    data = ["green", "red", "nir"]  # coffee: 3 data channels, a 4-band encoder
+    with pytest.raises(CardMismatchError) as err:
+        resolve_channels(card, data)
+    text = str(err.value)
+    assert "An encoder with 4 channels needs a data channel for each of them" in text
+    maps = re.findall(r"--channel-map (\S+)", text)
+    assert maps == ["0,1,2,2", "B02=green,B03=red,B04=nir,B08=nir"]
+    for suggested in maps:
+        assert resolve_channels(card, data, channel_map=suggested) == [0, 1, 2, 2]
+    # 12 of 13 bands: the name pairs cover only the missing band, the others match by name
+    names = [f"B{i:02d}" for i in range(1, 14)]
+    with pytest.raises(CardMismatchError) as err:
+        resolve_channels(_card(channel_names=names, in_chans=13), names[:12])
+    maps = re.findall(r"--channel-map (\S+)", str(err.value))
+    assert maps == [",".join(map(str, range(12))) + ",11", "B13=B12"]
+    for suggested in maps:
+        assert resolve_channels(_card(channel_names=names, in_chans=13), names[:12],
+                                channel_map=suggested) == list(range(12)) + [11]
+    # same count, other names: the suggestion maps every encoder channel (one pair alone would not resolve)
+    with pytest.raises(CardMismatchError) as err:
+        resolve_channels(_card(), ["a", "b", "c"])
+    for suggested in re.findall(r"--channel-map (\S+)", str(err.value)):
+        assert resolve_channels(_card(), ["a", "b", "c"], channel_map=suggested) == [0, 1, 2]

@@ -163,3 +163,54 @@ def test_finetune_learns_an_easy_task(striped):
     pred = finetune_predict(enc, x[::2], labels[::2], x[1::2], 2, steps=40, batch_size=8, lr=1e-3, head_lr=1e-2)
     assert (pred == labels[1::2]).mean() >= 0.75
     assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())  # the original is untouched
+
+
+def test_one_training_class_is_refused():
+    from domainssl.transfer.labeled import LabeledDataError
+
+    x, y = _separable(20)
+    split = np.where(y == 0, "train", "test")  # class 1 only in test: a constant probe would score 0..100 %
+    ds = from_arrays(np.zeros((20, 1, 4, 4)), y, class_names=["cat", "dog"], split=split)
+    with pytest.raises(LabeledDataError, match=r"training split has only class 'cat' \(10 images\).*at least 2"):
+        run_fewshot([Candidate("c", features=x)], ds, shots=[1], seeds=1, progress=False)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        linear_probe(x[:10], y[:10], x[10:])  # used to return a constant prediction
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        knn_predict(x[:10], y[:10], x[10:])
+
+
+def test_classes_smaller_than_k_warn_once_per_k_and_rows_report_what_was_used():
+    import warnings
+
+    from domainssl.transfer.fewshot import FewShotWarning
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 14 + [1] * 6 + [2] * 4)  # train: 10, 3 and 3 images; test: 4, 3, 1
+    split = np.array(["train"] * 10 + ["test"] * 4 + ["train"] * 3 + ["test"] * 3 + ["train"] * 3 + ["test"])
+    ds = from_arrays(np.zeros((24, 1, 4, 4)), y, class_names=["a", "b", "c"], split=split)
+    cand = Candidate("c", features=rng.normal(size=(24, 4)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = run_fewshot([cand], ds, shots=[2, 5, 100, "all"], seeds=2, modes=["linear", "knn"], progress=False)
+    texts = [str(w.message) for w in caught if issubclass(w.category, FewShotWarning)]
+    assert len(texts) == 2  # one per k that some class cannot fill, not one per mode or seed
+    assert "k=5: class(es) {'b': 3, 'c': 3} have fewer training images than 5" in texts[0]
+    assert "k=100 is above every class's training count: at most 10 labels per class" in texts[1]
+    by = {(r["mode"], r["shots"]): r for r in rows}
+    assert by[("linear", 2)]["labels_per_class"] == 2.0
+    assert by[("linear", 5)]["labels_per_class"] == pytest.approx(11 / 3)  # 5 + 3 + 3, not 5
+    assert by[("knn", 100)]["n_train"] == 16 and by[("linear", "all")]["n_train"] == 16
+
+
+def test_class_only_in_test_split_is_warned_about():
+    from domainssl.transfer.fewshot import FewShotWarning
+
+    x, y = _separable(20)
+    y = y.copy()
+    y[[0, 1]] = 2  # class "c": two test images, no training image
+    split = np.where(np.arange(20) % 4 == 0, "test", "train")
+    split[[0, 1]] = "test"
+    ds = from_arrays(np.zeros((20, 1, 4, 4)), y, class_names=["a", "b", "c"], split=split)
+    with pytest.warns(FewShotWarning, match=r"class\(es\) \{'c': 2\} \(test images\) have no training images"):
+        rows = run_fewshot([Candidate("c", features=x)], ds, shots=["all"], seeds=1, progress=False)
+    assert rows[0]["labels_per_class"] == pytest.approx(len(np.flatnonzero(split == "train")) / 2)
