@@ -83,8 +83,15 @@ def mixed_scale_message(records: list[dict], patch_unit: str, tolerance: float =
     if patch_unit != "px" or not records:
         return None
     units = Counter(tuple(r.get("units") or ()) for r in records)
-    if any(not u or "px" in u for u in units):
+    uncalibrated = sum(n for u, n in units.items() if not u or "px" in u)
+    if uncalibrated == len(records):
         return None  # uncalibrated images: pixels are the only scale there is
+    if uncalibrated:
+        calibrated = ", ".join(f"{n} in {'/'.join(u)}" for u, n in units.most_common() if u and "px" not in u)
+        return (f"data: {uncalibrated} image(s) carry no pixel spacing (px) next to {calibrated}: "
+                f"patches sized in pixels cover unknown extents there, and the encoder card records "
+                f"the spacing most images share; give the uncalibrated images their spacing (e.g. "
+                f"OME physical sizes) or point data.root at images of one kind")
     if len(units) > 1:
         shown = ", ".join(f"{n} in {'/'.join(u)}" for u, n in units.most_common())
         return (f"data: patches are sized in pixels but the images' pixel spacings are in different "

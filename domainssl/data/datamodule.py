@@ -166,14 +166,26 @@ class PatchDataModule(L.LightningDataModule):
     def spatial_dims(self) -> int:
         return len(self.records[0]["axes"]) - 1
 
+    def _unit_group(self) -> tuple[list[str], list[dict]]:
+        """The spacing units most images share (calibrated ones first on a tie) and those images:
+        a median over spacings in px and µm together means nothing."""
+        def units_of(r):
+            return tuple(r.get("units") or ["px"] * self.spatial_dims)
+
+        counts = Counter(units_of(r) for r in self.records)
+        best = max(counts, key=lambda u: (counts[u], "px" not in u))
+        return list(best), [r for r in self.records if units_of(r) == best]
+
     @property
     def units(self) -> list[str]:
-        return list(self.records[0].get("units") or ["px"] * self.spatial_dims)
+        """Spacing units per spatial axis, those most images share."""
+        return self._unit_group()[0]
 
     @property
     def spacing(self) -> list[float]:
-        """Median pixel spacing over the images (per spatial axis, in `units`)."""
-        return [statistics.median(r["spacing"][i] for r in self.records) for i in range(self.spatial_dims)]
+        """Median pixel spacing over the images in `units` (per spatial axis)."""
+        _, group = self._unit_group()
+        return [statistics.median(r["spacing"][i] for r in group) for i in range(self.spatial_dims)]
 
     def summary(self) -> dict:
         """Pretraining data facts for the encoder card's `data` key."""

@@ -341,11 +341,13 @@ def _view_spacing(dm, global_view, dims: int, input_size) -> list[float] | None:
     if global_view.target_spacing is not None:
         ts = list(global_view.target_spacing)
         return [float(v) for v in (ts * dims if len(ts) == 1 else ts)]
-    if dm.spatial_dims != dims:
+    if dm.spatial_dims < dims:
         return None
     patch = list(dm.patch_size)
-    patch = patch * dims if len(patch) == 1 else patch
-    spacing = dm.spacing
+    patch = patch * dm.spatial_dims if len(patch) == 1 else patch
+    # 2D views of 3D patches (slices; adjacent planes become channels) span the patch's last
+    # two axes, (Y, X)
+    patch, spacing = patch[-dims:], list(dm.spacing)[-dims:]
     extent = [p if dm.patch_unit != "px" else p * s for p, s in zip(patch, spacing)]
     return [float(e) / float(n) for e, n in zip(extent, input_size)]
 

@@ -200,3 +200,18 @@ def test_a_value_torch_or_lightning_refuses_is_one_line_not_a_traceback(tiles, t
     monkeypatch.setenv("DOMAINSSL_TRACEBACK", "1")
     with pytest.raises(ValueError, match="fp17"):
         _pretrain(tiles, tmp_path / "run2", 2, "--trainer.precision", "fp17")
+
+
+def test_the_card_spacing_of_2d_views_cut_from_3d_patches_is_the_views_own():
+    # microscopy_dino with data.spatial_dims 3: 128 px (Y, X) of 0.512 µm resized to 32 px views
+    from types import SimpleNamespace
+
+    from domainssl.train.pretraining import _view_spacing
+
+    view = SimpleNamespace(target_spacing=None)
+    dm = SimpleNamespace(spatial_dims=3, patch_size=[8, 128, 128], patch_unit="px",
+                         spacing=[0.499, 0.512, 0.512])
+    assert _view_spacing(dm, view, 2, [32, 32]) == pytest.approx([2.048, 2.048])
+    dm = SimpleNamespace(spatial_dims=3, patch_size=[64], patch_unit="µm", spacing=[0.5, 0.5, 0.5])
+    assert _view_spacing(dm, view, 2, [32, 32]) == pytest.approx([2.0, 2.0])
+    assert _view_spacing(dm, view, 3, [32, 32, 32]) == pytest.approx([2.0, 2.0, 2.0])

@@ -49,3 +49,25 @@ def test_mixed_value_units_are_reported():
     hu = {"meta": {"value_unit": "HU"}}
     assert mixed_units_message([hu, hu]) is None and mixed_units_message([{}, {"meta": {}}]) is None
     assert "(2 HU, 1 not declared)" in mixed_units_message([hu, hu, {"meta": {"value_unit": None}}])
+
+
+def test_uncalibrated_images_next_to_calibrated_ones_are_reported():
+    rec = {"axes": "CYX", "channel_names": ["DNA"]}
+    um = [{**rec, "spacing": [0.5, 0.5], "units": ["µm", "µm"]}] * 2
+    px = [{**rec, "spacing": [1.0, 1.0], "units": ["px", "px"]}]
+    text = mixed_scale_message(um + px, "px")
+    assert "1 image(s) carry no pixel spacing (px) next to 2 in µm/µm" in text
+
+
+def test_card_spacing_and_units_come_from_the_images_that_share_them():
+    # one uncalibrated image and two at 0.5 µm: the card says 0.5 µm, not a median of px and µm
+    from domainssl.data.datamodule import PatchDataModule
+
+    rec = {"axes": "CYX", "channel_names": ["DNA"]}
+    dm = PatchDataModule.__new__(PatchDataModule)
+    dm.records = [{**rec, "spacing": [1.0, 1.0], "units": ["px", "px"]},
+                  {**rec, "spacing": [0.5, 0.5], "units": ["µm", "µm"]},
+                  {**rec, "spacing": [0.6, 0.6], "units": ["µm", "µm"]}]
+    assert dm.units == ["µm", "µm"] and dm.spacing == [0.55, 0.55]
+    dm.records = dm.records[:2]                    # a tie: the calibrated unit
+    assert dm.units == ["µm", "µm"] and dm.spacing == [0.5, 0.5]
