@@ -33,6 +33,7 @@ def run(args) -> int:
 
     from ..data.errors import DataSetupError
     from ..io.errors import ImageReadError
+    from ..train.pretraining import RunStopped
     from ..train.recipe import RecipeError, apply_overrides, load_recipe
 
     overrides = getattr(args, "overrides", None) or []
@@ -56,6 +57,9 @@ def run(args) -> int:
         from ..train.pretraining import run_pretraining
 
         facts = run_pretraining(recipe, run_dir, resume=bool(args.resume))
+    except RunStopped as exc:
+        print(f"domainssl pretrain: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (RecipeError, DataSetupError, ImageReadError) as exc:
         from ..cli import error_text
 

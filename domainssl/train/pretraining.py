@@ -387,6 +387,19 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
     return out
 
 
+class RunStopped(RuntimeError):
+    """The run was stopped from outside (SIGTERM) before it reached its end."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a terminated process
+
+
+def _stopped_message(run_dir: Path, step: int) -> str:
+    saved = sorted((run_dir / CKPT_DIR).glob("*.ckpt"))
+    where = (f"its last checkpoint is {saved[-1].name}" if saved else "it wrote no checkpoint yet")
+    return (f"stopped by SIGTERM at step {step}; {where}: continue with domainssl pretrain "
+            f"--resume {run_dir}")
+
+
 def _clear_unfinished_run(run_dir: Path) -> None:
     """Remove what a run that never wrote a checkpoint left in `run_dir` (only this module's own
     outputs, see the layout above), so a new run does not mix its logs with the old ones."""
@@ -447,7 +460,18 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
         if writer:
             (run_dir / RUN_FACTS).write_text(json.dumps(facts, indent=2) + "\n")
         start = time.monotonic()
-        trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+        try:
+            trainer.fit(method, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+        except (SystemExit, RuntimeError) as exc:
+            # A DataLoader worker that got the same SIGTERM (a job's whole process group is
+            # signalled) surfaces as "worker ... is killed by signal: Terminated".
+            if not (type(exc).__name__ == "SIGTERMException" or (
+                    isinstance(exc, RuntimeError) and "killed by signal: Terminated" in str(exc))):
+                raise
+            # Lightning ends a fit on SIGTERM (a scheduler's preemption, `timeout`) with a
+            # SystemExit without a code: exit status 0, and a `pretrain && export` chain would
+            # export a half-trained encoder. Say where it stopped and how to go on.
+            raise RunStopped(_stopped_message(run_dir, int(trainer.global_step))) from None
         # Full state (optimizer, loops) so runs resume; every rank takes part, rank 0 writes.
         trainer.save_checkpoint(str(ckpt), weights_only=False)
     card_facts = method.card_facts()

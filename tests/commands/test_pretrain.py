@@ -132,7 +132,7 @@ def test_data_errors_are_messages_not_tracebacks(tiles, tmp_path, capsys):
                  "--data.root", tiles[0], "--data.num_workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "no usable image matches the data settings" in err
-    assert "channels ['B02', 'B03', 'B04', 'B08'] != ['B01'" in err
+    assert "channels ['B01', 'B05'" in err and "missing (the image has ['B02', 'B03', 'B04', 'B08'])" in err
 
 
 def test_overrides_parse_yaml_values():
@@ -215,3 +215,19 @@ def test_the_card_spacing_of_2d_views_cut_from_3d_patches_is_the_views_own():
     dm = SimpleNamespace(spatial_dims=3, patch_size=[64], patch_unit="µm", spacing=[0.5, 0.5, 0.5])
     assert _view_spacing(dm, view, 2, [32, 32]) == pytest.approx([2.0, 2.0])
     assert _view_spacing(dm, view, 3, [32, 32, 32]) == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_a_run_stopped_by_sigterm_exits_non_zero_and_says_how_to_go_on(tiles, tmp_path, capsys, monkeypatch):
+    # Lightning ends a fit on SIGTERM with SystemExit() (status 0): a `pretrain && export`
+    # chain would go on with a half-trained encoder
+    import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    def terminated(self, *args, **kwargs):
+        raise SIGTERMException
+
+    monkeypatch.setattr(L.Trainer, "fit", terminated)
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 3) == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM at step 0" in err and f"--resume {run}" in err
