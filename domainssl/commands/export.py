@@ -4,6 +4,8 @@ ENCODER_DIR gets model.safetensors (weights; 2D timm encoders keep timm's key na
 encoder.json (the card: architecture and build args, channels, input size, spacing, normalisation
 and archive statistics, method and hyper-parameters, data summary, final loss and monitors) and a
 README.md. Checkpoints are read with torch.load(weights_only=True): nothing is unpickled.
+DINO runs export the EMA teacher (as the DINO paper evaluates), other methods the online encoder;
+the card's method.exported says which.
 
 Example:
   domainssl export runs/s2 --out encoders/s2_simclr            # the run's last checkpoint
@@ -29,8 +31,11 @@ def run(args) -> int:
 
     try:
         out = export_run(args.run, args.out)
-    except (CardError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (CardError, FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         print(f"domainssl export: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # writing the encoder directory: permissions, a full disk, ...
+        print(f"domainssl export: error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
     print(f"[domainssl] wrote encoder {out} (model.safetensors, encoder.json, README.md)")
     print(f"[domainssl] next: domainssl probe {out} --data LABELS.csv --out {out}/probe")

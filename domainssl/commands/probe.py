@@ -16,7 +16,56 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+import math
+
 HELP = "few-label transfer: linear probe / kNN / fine-tune vs random init, table + plot"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (counts of seeds, steps, neighbours, batch items)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (regularisation strength, learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, found {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1 (both splits must keep some items)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1 (e.g. 0.3 puts 30% of "
+                                         f"each class in the test split), found {text}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """argparse type: a torch device this machine has (see `evaluate.check_device`)."""
+    if text.strip().lower() == "cpu":  # the default: no torch import just to parse arguments
+        return "cpu"
+    from ..transfer.evaluate import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser) -> None:
@@ -25,16 +74,19 @@ def add_arguments(parser) -> None:
                         help="labels CSV, folder per class, or shared:NAME (pneumoniamnist|coffee|jurkat)")
     parser.add_argument("--out", required=True, help="report directory (results.json/.csv/.png)")
     parser.add_argument("--shots", default="1,5,10,all", help="labels per class, comma separated (default %(default)s)")
-    parser.add_argument("--seeds", type=int, default=5, help="draws per shots value (default %(default)s)")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="draws per shots value (default %(default)s)")
     parser.add_argument("--mode", default="linear",
                         help="comma-separated subset of linear,knn,finetune (default %(default)s)")
-    parser.add_argument("--knn-k", type=int, default=20, help="neighbours for kNN (default %(default)s)")
-    parser.add_argument("--linear-c", type=float, default=1.0, help="inverse L2 strength of the linear probe")
-    parser.add_argument("--finetune-steps", type=int, default=100, help="optimizer steps per fine-tune")
-    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="encoder learning rate for fine-tuning")
+    parser.add_argument("--knn-k", type=positive_int, default=20, help="neighbours for kNN (default %(default)s)")
+    parser.add_argument("--linear-c", type=positive_float, default=1.0,
+                        help="inverse L2 strength of the linear probe")
+    parser.add_argument("--finetune-steps", type=positive_int, default=100, help="optimizer steps per fine-tune")
+    parser.add_argument("--finetune-lr", type=positive_float, default=1e-4,
+                        help="encoder learning rate for fine-tuning")
     parser.add_argument("--layer-decay", type=float, default=0.75, help="layer-wise LR decay for ViTs")
     parser.add_argument("--compare", nargs="*", default=[], metavar="ENCODER_DIR",
-                        help="more encoder directories to put in the same table")
+                        help="more encoder directories to put in the same table, each named by the "
+                             "shortest path suffix that tells them apart (runA/encoder, runB/encoder)")
     parser.add_argument("--no-random-init", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--channel-map", default=None,
                         help="data channels for the encoder's channels: indices in encoder order "
@@ -44,21 +96,33 @@ def add_arguments(parser) -> None:
                              "labeled training images' own statistics")
     parser.add_argument("--resize", choices=["resize", "crop"], default=None,
                         help="fit images to the encoder input size by interpolation or centre crop/pad")
-    parser.add_argument("--test-fraction", type=float, default=0.3, help="test share of a generated split")
+    parser.add_argument("--test-fraction", type=fraction, default=0.3, help="test share of a generated split")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of a generated split")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default OUT/feature_cache)")
-    parser.add_argument("--batch-size", type=int, default=256, help="feature extraction batch size")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="feature extraction batch size")
+    parser.add_argument("--device", type=device_arg, default="cpu",
+                        help="torch device for features and fine-tuning: cpu, cuda, cuda:N or mps "
+                             "(default %(default)s)")
 
 
 def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
-    """A `LabeledSet` with a split from a CSV, a folder or `shared:NAME`."""
+    """A `LabeledSet` with a split from a CSV, a folder or `shared:NAME`.
+
+    A CSV's region columns are checked against each image's shape first: reads clip regions
+    silently, so one outside its image would otherwise fail deep in preprocessing, or be stretched.
+    """
+    from pathlib import Path
+
     from ..transfer.labeled import load_labeled
     from ..transfer.labeled_sets import load_shared_set
+    from ..transfer.preprocess import check_regions
 
     if spec.startswith("shared:"):
         return load_shared_set(spec.split(":", 1)[1])
-    return load_labeled(spec).with_split(test_fraction, split_seed)
+    labeled = load_labeled(spec)
+    if Path(spec).is_file():
+        check_regions(spec)
+    return labeled.with_split(test_fraction, split_seed)
 
 
 def run(args) -> int:
@@ -81,7 +145,8 @@ def run(args) -> int:
             args.encoder_dir, labeled, shots=shots, seeds=args.seeds, modes=modes, others=args.compare,
             random_init=not args.no_random_init, channel_map=args.channel_map,
             normalization=args.normalization, resize=args.resize, knn_k=args.knn_k, linear_c=args.linear_c,
-            finetune_kw={"steps": args.finetune_steps, "lr": args.finetune_lr, "layer_decay": args.layer_decay},
+            finetune_kw={"steps": args.finetune_steps, "lr": args.finetune_lr, "layer_decay": args.layer_decay,
+                         "device": args.device},
             cache_dir=args.cache_dir or out / "feature_cache", batch_size=args.batch_size, device=args.device)
     except (CardError, CardMismatchError, WeightsMismatchError, LabeledDataError, ValueError) as exc:
         from ..cli import error_text

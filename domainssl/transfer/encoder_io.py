@@ -3,6 +3,9 @@
     enc = domainssl.load_encoder("ENCODER_DIR")   # eval mode; enc.card is encoder.json
     feats = enc(x)                                # (B, embed_dim)
 
+The loaded module checks its input (a `(B, C, *S)` tensor with the card's channel count; another
+float dtype is cast to the weights' dtype) and says what it expected instead of a layer's error.
+
 2D timm encoders are written with timm's own key names, so timm alone can load the file:
 
     timm.create_model(arch, pretrained=True,
@@ -24,7 +27,31 @@ from .card import (CARD_VERSION, WEIGHTS_FILE, CardError, read_card, write_card)
 
 
 class WeightsMismatchError(RuntimeError):
-    """Weights whose keys or shapes do not fit the encoder the card describes."""
+    """Weights that cannot be used for the encoder the card describes: keys or shapes that do not
+    fit it, or a weights file that is not a readable safetensors file."""
+
+
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def read_weights(weights_path) -> dict:
+    """The tensors of a safetensors file; an unreadable file raises `WeightsMismatchError`
+    naming it and what to do (a git-lfs pointer, a truncated download or copy, another format)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights_path))
+    except SafetensorError as exc:
+        with open(weights_path, "rb") as fh:
+            head = fh.read(len(_LFS_POINTER))
+        if head == _LFS_POINTER:
+            raise WeightsMismatchError(
+                f"{weights_path}: a git-lfs pointer file, not the weights; run `git lfs pull` in the "
+                "repository that holds it (or copy the real file)") from exc
+        raise WeightsMismatchError(
+            f"{weights_path}: not a readable safetensors file ({exc}); it is truncated or corrupt: "
+            "copy it again, or export the encoder again with `domainssl export RUN --out DIR`") from exc
 
 
 def _sha256(path: Path) -> str:
@@ -192,11 +219,10 @@ def load_weights(encoder, weights_path, *, key_format: str = "domainssl", strict
     """Load a safetensors file into `encoder`, reporting missing, unexpected and mis-shaped keys.
 
     Returns {"missing": [...], "unexpected": [...], "mismatched": [...]}.
-    Raises `WeightsMismatchError` when any list is non-empty and `strict`; warns otherwise.
+    Raises `WeightsMismatchError` when any list is non-empty and `strict` (warns otherwise), and
+    when the file is not a readable safetensors file.
     """
-    from safetensors.torch import load_file
-
-    state = load_file(str(weights_path))
+    state = read_weights(weights_path)
     if key_format == "timm" and not type(encoder).__module__.startswith("timm."):
         if not hasattr(encoder, "timm_state_dict"):
             raise WeightsMismatchError(f"{weights_path}: timm-format weights but {type(encoder).__name__} "
@@ -221,6 +247,58 @@ def load_weights(encoder, weights_path, *, key_format: str = "domainssl", strict
     return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
 
 
+def _input_problem(card: dict, shape: tuple) -> str | None:
+    """What is wrong with an input of `shape` for the card's encoder, or None."""
+    dims = int(card["spatial_dims"])
+    axes = "(B, C, Z, Y, X)" if dims == 3 else "(B, C, Y, X)"
+    if len(shape) != dims + 2:
+        hint = ("; add the batch axis, e.g. x[None]" if len(shape) == dims + 1 else "")
+        return f"expects a batch {axes} ({dims + 2} dims), found {len(shape)} dims {tuple(shape)}{hint}"
+    chans = int(card["in_chans"])
+    if shape[1] != chans:
+        names = ", ".join(str(c) for c in card.get("channel_names") or [])
+        return (f"expects {chans} channels ({names}) on axis 1 of {axes}, found {shape[1]} in an input of "
+                f"shape {tuple(shape)}; select or map the channels to the card's order")
+    return None
+
+
+def check_input(module, args):
+    """Forward pre-hook of a loaded encoder: a clear error for an input of the wrong kind, ndim or
+    channel count, and a floating input of another dtype cast to the weights' dtype (float64 from
+    `torch.from_numpy` would otherwise fail inside the first layer). A few attribute reads per
+    call: nothing per element unless a cast is needed."""
+    import torch
+
+    if not args:  # called with keywords only: leave it to the module
+        return None
+    x = args[0]
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{module.card['arch']} encoder expects a torch.Tensor, found {type(x).__name__}; "
+                        "e.g. torch.from_numpy(array)")
+    problem = _input_problem(module.card, x.shape)
+    if problem:
+        raise ValueError(f"{module.card['arch']} encoder {problem}")
+    source = getattr(module, "_input_dtype_source", None)
+    want = source[0]._parameters[source[1]].dtype if source else next(module.parameters()).dtype
+    if x.dtype == want:
+        return None
+    if not x.is_floating_point():
+        raise ValueError(f"{module.card['arch']} encoder expects floating-point input normalised as "
+                         f"card['normalization'] says ({module.card['normalization'].get('mode')}), found "
+                         f"{x.dtype}; convert and normalise it first")
+    return (x.to(want), *args[1:])
+
+
+def watch_input(encoder) -> None:
+    """Install `check_input` on `encoder`. The weights' dtype is read from the first parameter's
+    owning module and name (two dict lookups, robust to .to() and .half() replacing parameters;
+    `next(parameters())` costs ~10 us per call)."""
+    name = next(n for n, _ in encoder.named_parameters())
+    owner, _, local = name.rpartition(".")
+    encoder._input_dtype_source = (encoder.get_submodule(owner), local)  # a tuple: not registered
+    encoder.register_forward_pre_hook(check_input)
+
+
 def load_encoder(encoder_dir, *, strict: bool = True, device="cpu", random_init: bool = False):
     """Load an exported encoder: build it from the card and load its safetensors weights.
 
@@ -233,7 +311,13 @@ def load_encoder(encoder_dir, *, strict: bool = True, device="cpu", random_init:
     Returns:
         The encoder `torch.nn.Module` in eval mode with `.card` (the card dict). It maps a float32
         batch `(B, in_chans, *input_size)`, normalised as `card["normalization"]` says, to
-        `(B, embed_dim)` features.
+        `(B, embed_dim)` features. Its input is checked (`check_input`): a wrong number of dims
+        or channels raises a ValueError saying what was expected; a floating input of another
+        dtype (float64 from numpy) is cast to the weights' dtype.
+
+    Raises:
+        CardError: no card, an invalid one, or no weights file.
+        WeightsMismatchError: the weights file is unreadable or does not fit the card.
     """
     encoder_dir = Path(encoder_dir)
     card = read_card(encoder_dir)
@@ -244,4 +328,5 @@ def load_encoder(encoder_dir, *, strict: bool = True, device="cpu", random_init:
             raise CardError(f"{weights}: missing; the encoder directory needs the weights next to encoder.json")
         load_weights(encoder, weights, key_format=card["weights"].get("key_format", "domainssl"), strict=strict)
     encoder.card = card
+    watch_input(encoder)
     return encoder.to(device).eval()

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .card import CardMismatchError, check_spatial, check_value_range, resolve_channels
-from .labeled import LabeledSet
+from .labeled import REGION_COLUMNS, LabeledDataError, LabeledSet
 from .progress import Progress
 
 NORMALIZATION_SOURCES = ("card", "data")
@@ -72,7 +72,7 @@ def labeled_stats(labeled: LabeledSet, indices: Sequence[int], channel_idx: Sequ
         indices = np.random.default_rng(seed).choice(indices, max_items, replace=False)
     acc = ChannelStats(channel_names, reservoir=50_000, seed=seed)
     for i in indices:
-        acc.update(labeled.get_image(int(i))[list(channel_idx)])
+        acc.update(_image(labeled, int(i))[list(channel_idx)])
     return acc.result()
 
 
@@ -173,6 +173,93 @@ def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
     return normaliser.apply(x[None], a, b)[0].contiguous()
 
 
+def _region_bounds(row: dict, names: Sequence[str]) -> list[tuple[int | None, int | None]]:
+    """(start, stop) per spatial axis from a CSV row's region cells; None where a cell is empty."""
+    bounds = []
+    for a in range(0, len(names), 2):
+        cells = [(row.get(n) or "").strip() for n in names[a:a + 2]]
+        try:
+            bounds.append(tuple(int(c) if c else None for c in cells))
+        except ValueError:
+            raise LabeledDataError(f"region columns {names[a]},{names[a + 1]} must be integers, "
+                                   f"found {cells[0]!r},{cells[1]!r}") from None
+    return bounds
+
+
+def region_problem(bounds, spatial_shape: Sequence[int], names: Sequence[str]) -> str | None:
+    """Why a region does not lie inside an image of `spatial_shape`, or None when it does.
+
+    A region must satisfy 0 <= start < stop <= size on every axis: reads clip silently, so a
+    region partly outside the image would be cut and then stretched to the encoder's input size.
+    """
+    for (lo, hi), size, axis in zip(bounds, spatial_shape, names[::2]):
+        axis = axis[0]
+        start, stop = (0 if lo is None else lo), (size if hi is None else hi)
+        if not 0 <= start < stop <= size:
+            return (f"{axis}0={start}, {axis}1={stop} is not inside the image's {axis} axis of {size} pixels "
+                    f"(need 0 <= {axis}0 < {axis}1 <= {size})")
+    return None
+
+
+def check_regions(csv_path) -> int:
+    """Check that every region of a labels CSV (`z0,z1,y0,y1,x0,x1` columns) lies inside its image.
+
+    Opens the header of each image whose row has a region (cheap; no pixels are read). Returns
+    the number of regions checked.
+
+    Raises:
+        LabeledDataError: naming the CSV line, the file, the region and the image's shape.
+    """
+    import csv
+    from pathlib import Path
+
+    from ..io import ImageReadError, open_image
+
+    csv_path = Path(csv_path)
+    checked = 0
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = [(f or "").strip() for f in (reader.fieldnames or [])]
+        if not any(c in fields for c in REGION_COLUMNS) or "path" not in fields:
+            return 0
+        for row in reader:
+            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            if not any(row.get(c) for c in REGION_COLUMNS):
+                continue
+            where = f"{csv_path}, line {reader.line_num}"
+            path = Path(row["path"])
+            path = path if path.is_absolute() else csv_path.parent / path
+            try:
+                image = open_image(str(path))
+            except ImageReadError as exc:
+                raise LabeledDataError(f"{where}: {exc}") from exc
+            spatial = tuple(image.shape[1:])
+            names = REGION_COLUMNS[-2 * len(spatial):]
+            try:
+                problem = region_problem(_region_bounds(row, names), spatial, names)
+            except LabeledDataError as exc:
+                raise LabeledDataError(f"{where}: {exc}") from None
+            if problem:
+                region = ",".join(f"{n}={row.get(n) or ''}" for n in names)
+                raise LabeledDataError(
+                    f"{where}: region {region} of {path}: {problem}; the image is {image.shape} "
+                    f"({image.axes}). Fix the region columns (pixel indices, stop exclusive; "
+                    "leave both cells of an axis empty for the whole axis)")
+            checked += 1
+    return checked
+
+
+def _image(labeled: LabeledSet, i: int) -> np.ndarray:
+    """Item `i` of `labeled`, refused with a clear error when a spatial axis is empty (a region
+    outside the image reads as 0 pixels, which no resize can stretch)."""
+    image = labeled.get_image(i)
+    if min(image.shape[1:], default=0) < 1:
+        raise LabeledDataError(f"{labeled.name}: item {i} ({labeled.class_names[labeled.labels[i]]!r}) is "
+                               f"empty, shape {tuple(image.shape)}: its region lies outside the image or "
+                               "has stop <= start; fix the region columns of that row")
+    return image
+
+
 def prepare_inputs(labeled: LabeledSet, spec: InputSpec, indices: Sequence[int] | None = None,
                    progress: bool = True):
     """Encoder inputs for `indices` (default all): float32 tensor `(N, in_chans, *input_size)`."""
@@ -180,11 +267,11 @@ def prepare_inputs(labeled: LabeledSet, spec: InputSpec, indices: Sequence[int] 
 
     indices = range(len(labeled)) if indices is None else indices
     normaliser = spec.normaliser()
-    first = to_input(labeled.get_image(int(indices[0])), spec, normaliser) if len(indices) else None
+    first = to_input(_image(labeled, int(indices[0])), spec, normaliser) if len(indices) else None
     out = torch.empty((len(indices), *(first.shape if first is not None else (0,))), dtype=torch.float32)
     bar = Progress(f"preparing {labeled.name} inputs", len(indices), enabled=progress)
     for j, i in enumerate(indices):
-        out[j] = first if j == 0 else to_input(labeled.get_image(int(i)), spec, normaliser)
+        out[j] = first if j == 0 else to_input(_image(labeled, int(i)), spec, normaliser)
         bar.update()
     bar.close()
     return out

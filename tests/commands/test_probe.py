@@ -68,3 +68,130 @@ def test_probe_channel_mismatch_is_a_clear_error(labeled_csv, encoder_dir, tmp_p
                "--test-fraction", "0.5"])
     assert rc == 0
     assert [r["encoder"] for r in json.loads((tmp_path / "r" / "results.json").read_text())] == ["pretrained"]
+
+
+def _probe(encoder_dir, labeled_csv, out, *extra):
+    return main(["probe", str(encoder_dir), "--data", str(labeled_csv), "--shots", "2", "--seeds", "1",
+                 "--test-fraction", "0.5", "--out", str(out), *map(str, extra)])
+
+
+def test_compared_encoders_in_same_named_folders_get_distinct_rows(labeled_csv, encoder_dir, tmp_path):
+    import csv
+    import shutil
+
+    for run in ("runA", "runB"):
+        shutil.copytree(encoder_dir, tmp_path / run / "encoder")
+    out = tmp_path / "report"
+    assert _probe(encoder_dir, labeled_csv, out, "--compare", tmp_path / "runA" / "encoder",
+                  tmp_path / "runB" / "encoder") == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["encoder"] for r in rows] == ["pretrained", "random_init", "runA/encoder", "runB/encoder"]
+    with open(out / "results.csv") as fh:
+        assert [r["encoder"] for r in csv.DictReader(fh)] == [r["encoder"] for r in rows]
+    candidates = json.loads((out / "meta.json").read_text())["candidates"]
+    assert sorted(candidates) == ["pretrained", "random_init", "runA/encoder", "runB/encoder"]
+    assert candidates["runB/encoder"]["encoder_dir"] == str(tmp_path / "runB" / "encoder")
+
+
+def test_encoder_names_are_short_unique_and_not_reserved(tmp_path):
+    from domainssl.transfer.evaluate import encoder_names
+
+    assert encoder_names([tmp_path / "a" / "enc", tmp_path / "b" / "enc", tmp_path / "c" / "other"]) == \
+        ["a/enc", "b/enc", "other"]
+    assert encoder_names([tmp_path / "x" / "pretrained", tmp_path / "random_init"]) == \
+        ["x/pretrained", f"{tmp_path.name}/random_init"]
+    assert encoder_names([tmp_path / "enc", tmp_path / "enc"]) == ["enc", "enc (2)"]
+    assert encoder_names([tmp_path / "p" / "q" / "enc", tmp_path / "r" / "q" / "enc"]) == ["p/q/enc", "r/q/enc"]
+
+
+def test_finetune_runs_on_the_requested_device(labeled_csv, encoder_dir, tmp_path, monkeypatch):
+    import domainssl.transfer.finetune as finetune
+
+    seen = []
+
+    def fake_finetune(encoder, train_inputs, train_y, test_inputs, num_classes, **kw):
+        seen.append(kw)
+        return np.zeros(len(test_inputs), dtype=int)
+
+    monkeypatch.setattr(finetune, "finetune_predict", fake_finetune)
+    assert _probe(encoder_dir, labeled_csv, tmp_path / "r", "--mode", "finetune", "--no-random-init",
+                  "--device", "cpu", "--finetune-steps", "7") == 0
+    assert seen and all(kw["device"] == "cpu" and kw["steps"] == 7 for kw in seen)
+
+
+def _parse_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("gpu", "unknown device 'gpu'; use cpu, cuda, cuda:N or mps (available here: cpu"),
+    ("meta", "device 'meta' is not supported"),
+])
+def test_unknown_device_is_one_clear_line(device, expected, capsys):
+    err = _parse_error(["probe", "enc", "--data", "x.csv", "--out", "r", "--device", device], capsys)
+    assert err.startswith("domainssl probe: error: argument --device: ") and expected in err
+
+
+def test_missing_cuda_is_one_clear_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        assert _parse_error(["probe", "enc", "--data", "x.csv", "--out", "r", "--device", "cuda:99"],
+                            capsys).endswith(f"this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    else:
+        err = _parse_error(["probe", "enc", "--data", "x.csv", "--out", "r", "--device", "cuda"], capsys)
+        assert "device 'cuda': CUDA is not available here" in err and "available here: cpu" in err
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--seeds", "0", "expected a whole number >= 1, found 0"),
+    ("--seeds", "-1", "expected a whole number >= 1, found -1"),
+    ("--finetune-steps", "0", "expected a whole number >= 1, found 0"),
+    ("--batch-size", "0", "expected a whole number >= 1, found 0"),
+    ("--knn-k", "x", "expected a whole number >= 1, found 'x'"),
+    ("--test-fraction", "0", "expected a number strictly between 0 and 1 (e.g. 0.3 puts 30% of each class in "
+                             "the test split), found 0"),
+    ("--test-fraction", "1", "expected a number strictly between 0 and 1 (e.g. 0.3 puts 30% of each class in "
+                             "the test split), found 1"),
+    ("--linear-c", "0", "expected a finite number > 0, found 0"),
+    ("--linear-c", "nan", "expected a finite number > 0, found nan"),
+])
+def test_bad_numeric_options_are_refused_when_parsing(option, value, expected, capsys):
+    err = _parse_error(["probe", "enc", "--data", "x.csv", "--out", "r", option, value], capsys)
+    assert err == f"domainssl probe: error: argument {option}: {expected}"
+
+
+@pytest.mark.parametrize("region, expected", [
+    ("2,14,0,8", None),                                               # inside: accepted
+    ("10,4,0,8", "y0=10, y1=4 is not inside the image's y axis of 16 pixels"),   # reversed
+    ("20,30,0,8", "y0=20, y1=30 is not inside the image's y axis of 16 pixels"),  # beyond the image
+    ("0,8,8,24", "x0=8, x1=24 is not inside the image's x axis of 16 pixels"),    # partly outside
+    ("-4,8,,", "y0=-4, y1=8"),
+])
+def test_probe_regions_outside_the_image_are_clear_errors(labeled_csv, encoder_dir, tmp_path, capsys,
+                                                          region, expected):
+    lines = labeled_csv.read_text().splitlines()
+    rows = [lines[0] + ",y0,y1,x0,x1"] + [f"{line},0,16,0,16" for line in lines[1:]]
+    rows[4] = lines[4] + "," + region  # the fourth data row: line 5 of the file
+    labeled_csv.write_text("\n".join(rows) + "\n")
+    rc = _probe(encoder_dir, labeled_csv, tmp_path / "r", "--no-random-init")
+    err = capsys.readouterr().err
+    if expected is None:
+        assert rc == 0
+        return
+    assert rc == 2 and err.count("\n") == 1
+    assert f"{labeled_csv}, line 5: region y0=" in err and "3.tif" in err and expected in err
+    assert "the image is (2, 16, 16) (CYX)" in err
+
+
+def test_git_lfs_pointer_weights_are_one_clear_line(labeled_csv, encoder_dir, tmp_path, capsys):
+    weights = encoder_dir / "model.safetensors"
+    weights.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 99\n")
+    assert _probe(encoder_dir, labeled_csv, tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert err == (f"domainssl probe: error: {weights}: a git-lfs pointer file, not the weights; run "
+                   "`git lfs pull` in the repository that holds it (or copy the real file)\n")

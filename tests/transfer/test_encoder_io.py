@@ -131,3 +131,52 @@ def test_unbuildable_card_is_a_card_error(tmp_path):
     (out / "encoder.json").write_text(json.dumps(card))
     with pytest.raises(CardError, match="cannot build"):
         load_encoder(out)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 1234\n", "git lfs pull"),
+    (b"\x08\x00", "export the encoder again"),
+    (None, "truncated or corrupt"),
+])
+def test_unreadable_weights_name_the_file_and_what_to_do(tmp_path, content, expected):
+    _, out = _export(tmp_path)
+    weights = out / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:len(data) // 2] if content is None else content)  # None: truncated copy
+    with pytest.raises(WeightsMismatchError) as err:
+        load_encoder(out)
+    assert str(weights) in str(err.value) and expected in str(err.value)
+    assert load_encoder(out, random_init=True).card["arch"] == "test_resnet"  # the card alone still builds
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_vit"])
+def test_loaded_encoder_casts_float64_input_to_its_weights_dtype(tmp_path, arch):
+    import numpy as np
+
+    enc, out = _export(tmp_path, arch)
+    loaded = load_encoder(out)
+    array = np.random.default_rng(0).normal(size=(2, 4, 32, 32))
+    with torch.no_grad():
+        feats = loaded(torch.from_numpy(array))  # float64, torch.from_numpy's default
+        assert feats.dtype == torch.float32
+        torch.testing.assert_close(feats, enc(torch.from_numpy(array).float()))
+        double = load_encoder(out).to(torch.float64)  # the dtype follows the module's weights
+        assert double(torch.from_numpy(array).float()).dtype == torch.float64
+
+
+def test_loaded_encoder_explains_wrong_input_shapes(tmp_path):
+    _, out = _export(tmp_path)
+    loaded = load_encoder(out)
+    with pytest.raises(ValueError, match=r"expects 4 channels \(B04, B03, B08, B11\).*found 3"):
+        loaded(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"expects a batch \(B, C, Y, X\) \(4 dims\), found 3 dims.*x\[None\]"):
+        loaded(torch.zeros(4, 32, 32))
+    with pytest.raises(ValueError, match="floating-point input normalised.*zscore.*uint8"):
+        loaded(torch.zeros(2, 4, 32, 32, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="torch.Tensor, found ndarray"):
+        loaded(torch.zeros(2, 4, 32, 32).numpy())
+    torch.manual_seed(0)
+    enc3d = build_encoder("vit3d_tiny", 1, 3, (16, 16, 16), patch_size=8, depth=1)
+    out3d = export_encoder(enc3d, tmp_path / "enc3d", make_card(enc3d, channel_names=["CT"]))
+    with pytest.raises(ValueError, match=r"\(B, C, Z, Y, X\) \(5 dims\), found 4 dims \(1, 16, 16, 16\)"):
+        load_encoder(out3d)(torch.zeros(1, 16, 16, 16))  # no batch axis: not "expects 1 channels"

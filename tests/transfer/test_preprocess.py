@@ -1,0 +1,47 @@
+"""Preprocessing checks: CSV regions against their images, and empty images refused clearly."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from domainssl.transfer.card import read_card
+from domainssl.transfer.labeled import LabeledDataError, load_csv
+from domainssl.transfer.preprocess import check_regions, make_input_spec, prepare_inputs
+
+
+def _with_regions(csv_path, regions):
+    """Rewrite `csv_path` with y0,y1,x0,x1 columns: `regions[i]` for data row i ("" for none)."""
+    lines = csv_path.read_text().splitlines()
+    rows = [lines[0] + ",y0,y1,x0,x1"] + [f"{line},{regions.get(i, ',,,')}" for i, line in enumerate(lines[1:])]
+    csv_path.write_text("\n".join(rows) + "\n")
+
+
+def test_regions_inside_their_images_pass(tiff_csv):
+    _with_regions(tiff_csv, {0: "0,16,0,16", 1: "2,10,,8", 5: ",,4,12"})
+    assert check_regions(tiff_csv) == 3  # rows without a region are not opened
+
+
+@pytest.mark.parametrize("region, message", [
+    ("8,8,0,4", "y0=8, y1=8 is not inside the image's y axis of 16 pixels (need 0 <= y0 < y1 <= 16)"),
+    ("0,4,12,17", "x0=12, x1=17 is not inside the image's x axis of 16 pixels (need 0 <= x0 < x1 <= 16)"),
+    (",,40,", "x0=40, x1=16 is not inside"),
+])
+def test_regions_outside_their_images_name_line_file_region_and_shape(tiff_csv, region, message):
+    _with_regions(tiff_csv, {2: region})
+    with pytest.raises(LabeledDataError) as err:
+        check_regions(tiff_csv)
+    text = str(err.value)
+    assert text.startswith(f"{tiff_csv}, line 4: region y0=")
+    assert "img/002.tif" in text and message in text and "the image is (2, 16, 16) (CYX)" in text
+
+
+def test_empty_images_are_refused_before_any_resize(tiff_csv, encoder_dir):
+    labeled = load_csv(tiff_csv)
+    spec = make_input_spec(read_card(encoder_dir), labeled, check_values=False)
+    real = labeled.get_image
+    empty = replace(labeled, get_image=lambda i: real(i)[:, 20:] if i == 4 else real(i))
+    with pytest.raises(LabeledDataError, match=r"item 4 \('horizontal'\) is empty, shape \(2, 0, 16\)"):
+        prepare_inputs(empty, spec, progress=False)
+    assert tuple(prepare_inputs(labeled, spec, progress=False).shape) == (12, 2, 16, 16)
+    assert np.isfinite(prepare_inputs(labeled, spec, progress=False).numpy()).all()
