@@ -40,6 +40,9 @@ def run(args) -> int:
     try:
         if args.resume:
             run_dir = Path(args.resume)
+            if not (run_dir / "config.yaml").is_file() and not args.config:
+                raise RecipeError(f"--resume {run_dir}: no run there (a run folder holds config.yaml "
+                                  f"and checkpoints/); give the folder a pretrain run wrote")
             config = Path(args.config) if args.config else run_dir / "config.yaml"
             if args.run_dir and Path(args.run_dir) != run_dir:
                 raise RecipeError("--resume RUN continues in RUN; leave out --run-dir or give the same folder")

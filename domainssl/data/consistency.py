@@ -7,6 +7,7 @@ out and warn about mixtures that would train an encoder on unrelated scales or v
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Sequence
 
@@ -56,6 +57,39 @@ def select_channels(record: dict, channels: Sequence[str]) -> dict:
         return record
     return {**record, "channel_names": list(channels), "channel_index": index,
             "shape": [len(index)] + list(record["shape"][1:])}
+
+
+def oversized_patch_message(records: list[dict], size, unit: str, tolerance: float = 0.1) -> str | None:
+    """A message when the patch is larger than some images along an axis (by more than
+    `tolerance`): their patches are then the whole extent along it, resampled to the patch
+    shape, i.e. stretched (a 20 mm slab shown as 96 mm), while the card records one spacing.
+    None when every image holds the patch. Uses the manifest's shapes only."""
+    from .dataset import _HeaderOnly
+    from .samplers import requested_pixels
+
+    over = []
+    for rec in records:
+        image = _HeaderOnly(rec)
+        try:
+            want = requested_pixels(image, size, unit)
+        except ValueError:
+            continue  # a size that does not fit the image is reported where patches are cut
+        axes = [i for i, (p, n) in enumerate(zip(want, image.spatial_shape)) if p > n * (1 + tolerance)]
+        if axes:
+            over.append((rec, image, want, axes[0]))
+    if not over:
+        return None
+    rec, image, want, axis = over[0]
+    name = image.axes[1:][axis].lower() if len(image.axes) == image.spatial_dims + 1 else str(axis)
+    have = image.spatial_shape[axis]
+    if unit == "px":
+        what = f"{have} px where the patch has {want[axis]} px"
+    else:
+        what = f"{have * image.spacing[axis]:.4g} {unit} where the patch has {want[axis] * image.spacing[axis]:.4g} {unit}"
+    return (f"data: the patch is larger than {len(over)} of {len(records)} image(s) along some axis "
+            f"(e.g. {os.path.basename(str(rec['path']).rstrip('/'))} along {name}: {what}); their "
+            f"patches take the whole extent there, stretched to the patch shape: lower "
+            f"data.patch_size, or leave such images out (data.root, data.formats, data.spatial_dims)")
 
 
 def record_key(record: dict) -> tuple:

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from .errors import DataSetupError
 from ..io.scan import read_manifest, scan_archive
-from .consistency import (left_out_message, mixed_scale_message, mixed_units_message, record_key,
+from .consistency import (left_out_message, mixed_scale_message, mixed_units_message,
+                          oversized_patch_message, record_key,
                           select_consistent)
 from .dataset import EpochSampler, PatchDataset, collate_samples, loader_generator
 from .samplers import GridPatchSampler, RandomPatchSampler
@@ -136,7 +137,8 @@ class PatchDataModule(L.LightningDataModule):
                                                        self.formats)
         if self.dropped:
             warnings.warn(left_out_message(self.records, self.dropped), stacklevel=2)
-        for mixed in (mixed_scale_message(self.records, self.patch_unit), mixed_units_message(self.records)):
+        for mixed in (mixed_scale_message(self.records, self.patch_unit), mixed_units_message(self.records),
+                      oversized_patch_message(self.records, self.patch_size, self.patch_unit)):
             if mixed:
                 warnings.warn(mixed, stacklevel=2)
         if not self.records:

@@ -314,6 +314,7 @@ class _HeaderOnly:
         self.shape = tuple(rec["shape"])
         self.spatial_shape = self.shape[1:]
         self.spatial_dims = len(self.shape) - 1
+        self.axes = rec.get("axes") or "C" + "ZYX"[-self.spatial_dims:]
         self.spacing = tuple(rec["spacing"])
         self.units = tuple(rec.get("units") or ["px"] * self.spatial_dims)
 

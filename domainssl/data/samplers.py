@@ -16,7 +16,13 @@ from ..io.image import LazyImage
 
 
 def patch_pixels(image: LazyImage, size: Sequence[float], unit: str = "px") -> tuple[int, ...]:
-    """Patch size in pixels per spatial axis of `image`.
+    """Patch size in pixels per spatial axis of `image`, at most the image's extent (see
+    `requested_pixels` for the size before that clip; `oversized_patch_message` reports it)."""
+    return tuple(max(1, min(p, n)) for p, n in zip(requested_pixels(image, size, unit), image.spatial_shape))
+
+
+def requested_pixels(image: LazyImage, size: Sequence[float], unit: str = "px") -> tuple[int, ...]:
+    """Patch size in pixels per spatial axis of `image`, as asked (may exceed the image).
 
     Args:
         image: the lazy image (its `spacing`/`units` convert physical sizes).
@@ -25,7 +31,7 @@ def patch_pixels(image: LazyImage, size: Sequence[float], unit: str = "px") -> t
         unit: "px", or a physical unit that must match the image's units ("mm", "m", "µm").
 
     Returns:
-        Pixels per spatial axis, each at least 1 and at most the image's extent.
+        Pixels per spatial axis (at least 1).
     """
     nd = image.spatial_dims
     size = [float(s) for s in (size if isinstance(size, (list, tuple)) else [size])]
@@ -44,7 +50,7 @@ def patch_pixels(image: LazyImage, size: Sequence[float], unit: str = "px") -> t
             raise ValueError(f"{image.path}: patch size is in {unit!r} but the image's spacing is in "
                              f"{image.units}; give the size in pixels (unit 'px') or in {image.units[0]!r}")
         px = [int(round(s / sp)) for s, sp in zip(size, image.spacing)]
-    return tuple(max(1, min(p, n)) for p, n in zip(px, image.spatial_shape))
+    return tuple(max(1, p) for p in px)
 
 
 def region_for(image: LazyImage, corner: Sequence[int], pixels: Sequence[int]) -> tuple[slice, ...]:

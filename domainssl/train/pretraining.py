@@ -37,21 +37,28 @@ def _line_progress():
         def __init__(self, every: int):
             self.every = max(1, int(every))
             self.start = None
+            self.total = None
+            self.said = None  # the last step reported (micro-batches of one step end alike)
 
         def on_train_start(self, trainer, pl_module):
             self.start = time.monotonic()
             if not trainer.is_global_zero:
                 self.every = None  # one rank reports the run
                 return
-            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
-            print(f"[domainssl] pretraining {pl_module.method_name}: {total} steps", flush=True)
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+            if total is None:  # a run given in epochs
+                estimate = trainer.estimated_stepping_batches
+                total = int(estimate) if estimate != float("inf") else None
+            self.total = total
+            print(f"[domainssl] pretraining {pl_module.method_name}: {total or '?'} steps", flush=True)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             step = trainer.global_step
-            if self.every is None or (step % self.every and step != trainer.max_steps):
+            if self.every is None or step == self.said or (step % self.every and step != self.total):
                 return
+            self.said = step
             m = trainer.callback_metrics
-            parts = [f"step {step}" + (f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else "")]
+            parts = [f"step {step}" + (f"/{self.total}" if self.total else "")]
             for key in ("train/loss", "train/emb_std", "val/knn_acc"):
                 if key in m:
                     parts.append(f"{key.split('/')[-1]} {float(m[key]):.4f}")

@@ -231,3 +231,16 @@ def test_a_run_stopped_by_sigterm_exits_non_zero_and_says_how_to_go_on(tiles, tm
     assert _pretrain(tiles, run, 3) == 143
     err = capsys.readouterr().err
     assert "stopped by SIGTERM at step 0" in err and f"--resume {run}" in err
+
+
+def test_progress_says_each_step_once_under_gradient_accumulation(tiles, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 2, "--trainer.accumulate_grad_batches", "2", "--log.every_n_steps", "1",
+                     "--pictures.views", "false", "--pictures.reconstructions", "false") == 0
+    out = capsys.readouterr().out
+    assert out.count("[domainssl] step 1/2") == 1 and out.count("[domainssl] step 2/2") == 1
+
+
+def test_resuming_a_folder_that_holds_no_run_says_so(tmp_path, capsys):
+    assert main(["pretrain", "--resume", str(tmp_path / "nope")]) == 2
+    assert "no run there" in capsys.readouterr().err

@@ -71,3 +71,19 @@ def test_card_spacing_and_units_come_from_the_images_that_share_them():
     assert dm.units == ["µm", "µm"] and dm.spacing == [0.55, 0.55]
     dm.records = dm.records[:2]                    # a tie: the calibrated unit
     assert dm.units == ["µm", "µm"] and dm.spacing == [0.5, 0.5]
+
+
+def test_images_smaller_than_the_patch_are_reported():
+    from domainssl.data.consistency import oversized_patch_message
+
+    vol = {"axes": "CZYX", "channel_names": ["CT"], "units": ["mm"] * 3}
+    big = {**vol, "path": "/a/ct_big", "shape": [1, 100, 200, 200], "spacing": [1.5, 0.7, 0.7]}
+    slab = {**vol, "path": "/a/ect_slab.dcm", "shape": [1, 2, 512, 512], "spacing": [10.0, 0.5, 0.5]}
+    assert oversized_patch_message([big], [96.0], "mm") is None
+    text = oversized_patch_message([big, slab], [96.0], "mm")
+    assert "larger than 1 of 2 image(s)" in text and "ect_slab.dcm along z: 20 mm where the patch has 100 mm" in text
+    tile = {"axes": "CYX", "channel_names": ["B02"], "units": ["m", "m"], "path": "/t/small.tif",
+            "shape": [1, 60, 200], "spacing": [10.0, 10.0]}
+    assert "small.tif along y: 60 px where the patch has 64 px" not in (oversized_patch_message([tile], [64], "px") or "")
+    assert "small.tif along y: 50 px where the patch has 64 px" in oversized_patch_message(
+        [{**tile, "shape": [1, 50, 200]}], [64], "px")
