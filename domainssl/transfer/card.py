@@ -345,7 +345,8 @@ def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[flo
         raise CardMismatchError(
             f"data is {spatial_dims}D, the encoder is {card['spatial_dims']}D "
             f"(input size {card['input_size']}); use a {spatial_dims}D encoder, or for 3D data and a 2D "
-            "encoder extract 2D slices into a labels CSV with region columns")
+            "encoder give one z plane per row in a labels CSV with region columns (z0,z1 with "
+            "z1 = z0 + 1: the rows are then 2D slices)")
     if not spacing or not card.get("spacing") or not units or not card.get("units"):
         return None
     if any(u in ("px", "", None) for u in list(units) + list(card["units"])):

@@ -283,9 +283,16 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
     _warn_mixed_spacing(images, where)
     region = [(_region(r, len(first.shape), where) if r else None) for r in (regions or [None] * len(paths))]
 
+    # Rows that each name one z plane of a volume (z1 = z0 + 1) are 2D slices: a 2D encoder
+    # takes them as (C, Y, X) images.
+    slices = first.spatial_dims == 3 and all(
+        r is not None and r[1].start is not None and r[1].stop == r[1].start + 1 for r in region)
+    dims = 2 if slices else first.spatial_dims
+
     def get_image(i: int) -> np.ndarray:
         arr = images[i].read(region[i])
-        return (arr if orders[i] is None else arr[orders[i]]).astype(np.float32)
+        arr = arr if orders[i] is None else arr[orders[i]]
+        return (arr[:, 0] if slices else arr).astype(np.float32)
 
     split = None
     if splits is not None:
@@ -301,8 +308,8 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
     fingerprint = f"{name}:{len(paths)}:{h.hexdigest()[:16]}"
     return LabeledSet(name=name, num_items=len(paths), get_image=get_image,
                       labels=np.array([class_names.index(lab) for lab in labels]), class_names=class_names,
-                      channel_names=list(first.channel_names), spatial_dims=first.spatial_dims,
-                      spacing=list(first.spacing), units=list(first.units), split=split,
+                      channel_names=list(first.channel_names), spatial_dims=dims,
+                      spacing=list(first.spacing)[-dims:], units=list(first.units)[-dims:], split=split,
                       fingerprint=fingerprint, info={"format": first.format, **(info or {})})
 
 

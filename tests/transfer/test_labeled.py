@@ -212,3 +212,23 @@ def test_csv_in_another_encoding_says_how_to_save_it(tiff_csv):
     tiff_csv.write_bytes(tiff_csv.read_text().replace("vertical", "verticalé").encode("latin-1"))
     with pytest.raises(LabeledDataError, match="not UTF-8 text .*save it as CSV UTF-8"):
         load_csv(tiff_csv)
+
+
+def test_rows_naming_one_z_plane_of_a_volume_are_2d_slices(tmp_path):
+    import nibabel as nib
+
+    vol = np.arange(6 * 8 * 10, dtype=np.float32).reshape(10, 8, 6)       # nibabel order (x, y, z)
+    nib.save(nib.Nifti1Image(vol, np.diag([0.5, 0.5, 3.0, 1.0])), str(tmp_path / "v.nii"))
+    rows = ["path,label,z0,z1"] + [f"v.nii,{'ab'[z % 2]},{z},{z + 1}" for z in range(6)]
+    (tmp_path / "slices.csv").write_text("\n".join(rows) + "\n")
+    ds = load_csv(tmp_path / "slices.csv")
+    assert ds.spatial_dims == 2 and ds.spacing == pytest.approx([0.5, 0.5]) and ds.units == ["mm", "mm"]
+    img = ds.get_image(2)
+    assert img.shape == (1, 8, 10)
+    from domainssl.io import open_image
+
+    full = open_image(str(tmp_path / "v.nii")).read((slice(None),) * 4)   # (1, Z, Y, X) in RAS
+    np.testing.assert_array_equal(img, full[:, 2])
+    # a region of several planes stays 3D
+    (tmp_path / "slabs.csv").write_text("path,label,z0,z1\nv.nii,a,0,2\nv.nii,b,2,4\n")
+    assert load_csv(tmp_path / "slabs.csv").spatial_dims == 3
