@@ -11,7 +11,8 @@ Without a split column, a stratified split with --test-fraction and --split-seed
 
 Example:
   domainssl probe runs/ct_enc --data labels.csv --shots 1,5,10,all --mode linear,knn --out probe_ct
-  domainssl probe enc --data shared:jurkat --channel-map Ch3=bf,Ch4=dna,Ch6=df --out probe_jurkat
+  domainssl probe enc --data shared:jurkat --channel-map bf=Ch3,dna=Ch4,df=Ch6 --out probe_jurkat
+  (--channel-map ENCODER=DATA: each encoder channel named with the data channel that feeds it)
 """
 
 from __future__ import annotations
@@ -105,26 +106,6 @@ def add_arguments(parser) -> None:
                              "(default %(default)s)")
 
 
-def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
-    """A `LabeledSet` with a split from a CSV, a folder or `shared:NAME`.
-
-    A CSV's region columns are checked against each image's shape first: reads clip regions
-    silently, so one outside its image would otherwise fail deep in preprocessing, or be stretched.
-    """
-    from pathlib import Path
-
-    from ..transfer.labeled import load_labeled
-    from ..transfer.labeled_sets import load_shared_set
-    from ..transfer.preprocess import check_regions
-
-    if spec.startswith("shared:"):
-        return load_shared_set(spec.split(":", 1)[1])
-    labeled = load_labeled(spec)
-    if Path(spec).is_file():
-        check_regions(spec)
-    return labeled.with_split(test_fraction, split_seed)
-
-
 def run(args) -> int:
     import sys
     from pathlib import Path
@@ -132,6 +113,7 @@ def run(args) -> int:
     from ..transfer.card import CardError, CardMismatchError
     from ..transfer.encoder_io import WeightsMismatchError
     from ..transfer.evaluate import compare_encoders
+    from ..transfer.labeled_sets import load_labels
     from ..transfer.fewshot import parse_shots
     from ..transfer.labeled import LabeledDataError
     from ..transfer.report import format_table, plot_results, write_results

@@ -73,7 +73,9 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
     """A validation loader of labeled images for the kNN monitor, prepared as transfer will prepare
     them (the run's channels, input size and normalisation), or None when no labels are given.
 
-    monitor: {"labels": CSV or folder, "split": "train" (default) | "test" | "all", "max_items": 2000}.
+    monitor: {"labels": CSV, folder or shared:NAME, "split": "train" (default) | "test" | "all",
+    "max_items": 2000, "channel_map": as probe's --channel-map (ENCODER=DATA names or indices)}.
+    A labeled set that does not fit the run (channels, dims, unreadable files) is a RecipeError.
     """
     if not monitor or not monitor.get("labels"):
         return None
@@ -83,18 +85,24 @@ def _monitor_loader(monitor: dict, facts: dict, batch_size: int):
 
     from ..data.dataset import loader_generator
 
-    from ..transfer.labeled import load_labeled
+    from ..transfer.card import CardError, CardMismatchError
+    from ..transfer.labeled import LabeledDataError
+    from ..transfer.labeled_sets import load_labels
     from ..transfer.preprocess import make_input_spec, prepare_inputs
 
-    labeled = load_labeled(monitor["labels"]).with_split(0.3, 0)
-    split = monitor.get("split", "train")
-    idx = np.arange(len(labeled)) if split == "all" else labeled.indices(split)
-    idx = idx[: int(monitor.get("max_items", 2000))]
     card = {"channel_names": facts["channel_names"], "spatial_dims": facts["spatial_dims"],
             "input_size": facts["input_size"], "spacing": facts["spacing"], "units": facts["units"],
             "normalization": facts["normalization"]}
-    spec = make_input_spec(card, labeled, check_values=False)
-    images = prepare_inputs(labeled, spec, indices=idx, progress=False)
+    try:
+        labeled = load_labels(monitor["labels"])
+        split = monitor.get("split", "train")
+        idx = np.arange(len(labeled)) if split == "all" else labeled.indices(split)
+        idx = idx[: int(monitor.get("max_items", 2000))]
+        spec = make_input_spec(card, labeled, channel_map=monitor.get("channel_map"), check_values=False)
+        images = prepare_inputs(labeled, spec, indices=idx, progress=False)
+    except (LabeledDataError, CardError, CardMismatchError) as exc:
+        raise RecipeError(f"monitor.labels {monitor['labels']}: {exc} (the kNN monitor's channel map "
+                          f"is monitor.channel_map)") from exc
     labels = torch.as_tensor(labeled.labels[idx], dtype=torch.long)
     items = [{"image": images[i], "label": labels[i], "index": torch.tensor(i)} for i in range(len(idx))]
     return DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=_stack_items,

@@ -49,7 +49,7 @@ SECTION_KEYS = {
     "checkpoint": ("every_n_steps",),
     "log": ("every_n_steps",),
     "pictures": ("curves", "views", "reconstructions"),
-    "monitor": ("labels", "split", "max_items", "every_n_steps"),
+    "monitor": ("labels", "split", "max_items", "every_n_steps", "channel_map"),
 }
 DEFAULTS: dict[str, Any] = {
     "seed": 0,

@@ -114,3 +114,24 @@ def load_shared_set(name: str, root=None) -> LabeledSet:
     if name not in loaders:
         raise LabeledDataError(f"unknown labeled set {name!r}; choose from {list(loaders)}")
     return loaders[name](root)
+
+
+def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
+    """A `LabeledSet` with a split from a labels CSV, a folder per class or `shared:NAME` (the
+    probe's --data and the pretraining kNN monitor's `monitor.labels`).
+
+    A CSV's region columns are checked against each image's shape first: reads clip regions
+    silently, so one outside its image would otherwise fail deep in preprocessing, or be stretched.
+    """
+    from pathlib import Path
+
+    from .labeled import load_labeled
+    from .preprocess import check_regions
+
+    spec = str(spec)
+    if spec.startswith("shared:"):
+        return load_shared_set(spec.split(":", 1)[1])
+    labeled = load_labeled(spec)
+    if Path(spec).is_file():
+        check_regions(spec)
+    return labeled.with_split(test_fraction, split_seed)

@@ -244,3 +244,16 @@ def test_progress_says_each_step_once_under_gradient_accumulation(tiles, tmp_pat
 def test_resuming_a_folder_that_holds_no_run_says_so(tmp_path, capsys):
     assert main(["pretrain", "--resume", str(tmp_path / "nope")]) == 2
     assert "no run there" in capsys.readouterr().err
+
+
+def test_the_knn_monitor_takes_a_channel_map_and_reports_bad_labels_in_one_line(tiles, tmp_path, capsys):
+    quiet = ["--pictures.views", "false", "--pictures.reconstructions", "false", "--monitor.every_n_steps", "1"]
+    assert _pretrain(tiles, tmp_path / "a", 1, "--monitor.labels", tiles[1], "--monitor.channel_map",
+                     "B02=B08,B08=B02", *quiet) == 0
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["monitor"]["items"] == 8
+    capsys.readouterr()
+    assert _pretrain(tiles, tmp_path / "b", 1, "--monitor.labels", tiles[1], "--monitor.channel_map",
+                     "[0,1]", *quiet) == 2
+    err = capsys.readouterr().err
+    assert "domainssl pretrain: error: monitor.labels" in err and "monitor.channel_map" in err
+    assert "Traceback" not in err
