@@ -438,7 +438,10 @@ class GeoTiffImage(LazyImage):
             except ImageReadError:
                 raise
             except Exception as exc:
-                raise ImageReadError(self._paths[fi], f"window read {window} failed ({exc})") from exc
+                # rasterio's message is "Read failed. See previous exception for details.": the
+                # GDAL error that says what broke is its cause
+                why = f"{exc}: {exc.__cause__}" if exc.__cause__ is not None else str(exc)
+                raise ImageReadError(self._paths[fi], f"window read {window} failed ({why})") from exc
             c += n
         return out
 
