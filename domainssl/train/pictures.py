@@ -22,11 +22,31 @@ def _plt():
     return plt
 
 
-def _display(img) -> np.ndarray:
-    """(C, *S) tensor/array -> (Y, X) or (Y, X, 3) float in [0, 1] (mid Z slice for 3D)."""
+# Channel names of true-colour red, green, blue (Sentinel-2 bands; plain colour names).
+_TRUE_COLOUR = [("B04", "B03", "B02"), ("RED", "GREEN", "BLUE"), ("R", "G", "B")]
+
+
+def display_channels(channel_names: Sequence[str] | None) -> list[int] | None:
+    """Indices of the red, green and blue channels when the names say which they are (Sentinel-2
+    B04/B03/B02, red/green/blue), so multispectral pictures show true colour rather than the
+    first three bands (B01/B02/B03: coastal aerosol, blue, green). None otherwise."""
+    if not channel_names:
+        return None
+    upper = [str(n).upper() for n in channel_names]
+    for triple in _TRUE_COLOUR:
+        if all(t in upper for t in triple):
+            return [upper.index(t) for t in triple]
+    return None
+
+
+def _display(img, rgb: Sequence[int] | None = None) -> np.ndarray:
+    """(C, *S) tensor/array -> (Y, X) or (Y, X, 3) float in [0, 1] (mid Z slice for 3D); `rgb`
+    picks the channels shown as red, green, blue (default the first three)."""
     arr = np.asarray(img.detach().float().cpu() if hasattr(img, "detach") else img, dtype=np.float32)
     if arr.ndim == 4:
         arr = arr[:, arr.shape[1] // 2]
+    if rgb is not None and arr.shape[0] > max(rgb):
+        arr = arr[list(rgb)]
     arr = arr[:3] if arr.shape[0] >= 3 else arr[:1]
     lo, hi = np.percentile(arr, [1, 99]) if arr.size else (0.0, 1.0)
     arr = np.clip((arr - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
@@ -90,9 +110,9 @@ def plot_curves(metrics_path, out_png, metrics: Sequence[str] = ("train/loss", "
     return _save(plt, fig, out_png)
 
 
-def _show_image(ax, image, title: str | None, fontsize: int) -> None:
+def _show_image(ax, image, title: str | None, fontsize: int, rgb: Sequence[int] | None = None) -> None:
     """One image cell of a sheet (a 2D view, or the mid slice of a 3D one), without ticks."""
-    shown = _display(image)
+    shown = _display(image, rgb)
     ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -111,20 +131,24 @@ def _save(plt, fig, out_png, title: str | None = None) -> Path:
     return out_png
 
 
-def views_sheet(views: Sequence, out_png, n_samples: int = 4, title: str = "augmented views") -> Path:
-    """A grid: one row per sample, one column per view (views: list of (B, C, *S) tensors)."""
+def views_sheet(views: Sequence, out_png, n_samples: int = 4, title: str = "augmented views",
+                channel_names: Sequence[str] | None = None) -> Path:
+    """A grid: one row per sample, one column per view (views: list of (B, C, *S) tensors);
+    true colour where `channel_names` say which channels are red, green and blue."""
+    rgb = display_channels(channel_names)
     plt = _plt()
     rows = min(n_samples, int(views[0].shape[0]))
     cols = len(views)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.8 * cols, 4.0), 1.8 * rows), squeeze=False)
     for r in range(rows):
         for c in range(cols):
             _show_image(axes[r][c], views[c][r],
-                        f"view {c} {tuple(views[c].shape[2:])}" if r == 0 else None, fontsize=7)
+                        f"view {c} {tuple(views[c].shape[2:])}" if r == 0 else None, fontsize=7, rgb=rgb)
     return _save(plt, fig, out_png, title)
 
 
-def mae_reconstructions(method, x, out_png, n_samples: int = 4) -> Path:
+def mae_reconstructions(method, x, out_png, n_samples: int = 4,
+                        channel_names: Sequence[str] | None = None) -> Path:
     """Input, masked input and reconstruction of an MAE method on a batch `x` (B, C, *S).
 
     Predictions of norm-pix-loss models are mapped back with each patch's own mean and std.
@@ -158,6 +182,7 @@ def mae_reconstructions(method, x, out_png, n_samples: int = 4) -> Path:
     fig, axes = plt.subplots(rows, 3, figsize=(5.4, 1.8 * rows), squeeze=False)
     for r in range(rows):
         for c, (img, name) in enumerate(((x[r], "input"), (masked_in[r], "visible"), (recon[r], "reconstruction"))):
-            _show_image(axes[r][c], img, name if r == 0 else None, fontsize=8)
+            _show_image(axes[r][c], img, name if r == 0 else None, fontsize=8,
+                        rgb=display_channels(channel_names))
     title = "MAE reconstructions" + (" (mid Z slice)" if x.ndim == 5 else "")
     return _save(plt, fig, out_png, title)

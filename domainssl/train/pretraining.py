@@ -396,9 +396,11 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
         if want.get("views", True):
             out.append(views_sheet(views, pics / "views.png",
                                    title=f"augmented views ({recipe['views'].get('preset')}, "
-                                         f"{recipe['views'].get('kind', 'two_view')})"))
+                                         f"{recipe['views'].get('kind', 'two_view')})",
+                                   channel_names=dm.channel_names))
         if want.get("reconstructions", True) and getattr(method, "method_name", "") == "mae":
-            out.append(mae_reconstructions(method.cpu(), views[0], pics / "mae_reconstructions.png"))
+            out.append(mae_reconstructions(method.cpu(), views[0], pics / "mae_reconstructions.png",
+                                           channel_names=dm.channel_names))
     return out
 
 

@@ -28,3 +28,19 @@ def test_parts_are_read_in_numeric_order(tmp_path):
     _write(tmp_path / "metrics.part1.csv", [(0, 1.0, "")])
     _write(tmp_path / "metrics.csv", [(30, 4.0, "")])
     assert read_metrics(tmp_path)["train/loss"][1].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_multispectral_pictures_show_true_colour_where_the_bands_say_which():
+    import numpy as np
+
+    from domainssl.train.pictures import _display, display_channels
+
+    s2 = ["B01", "B02", "B03", "B04", "B05", "B08"]
+    assert display_channels(s2) == [3, 2, 1]
+    assert display_channels(["Red", "Green", "Blue", "NIR"]) == [0, 1, 2]
+    assert display_channels(["DAPI", "GFP", "Cy5"]) is None and display_channels(None) is None
+    img = np.zeros((6, 4, 4), np.float32)
+    img[3] = 1.0                                     # only B04 (red) is bright
+    img[3, 0, 0] = 0.0
+    shown = _display(img, display_channels(s2))
+    assert shown.shape == (4, 4, 3) and shown[1, 1].tolist() == [1.0, 0.0, 0.0]
