@@ -99,7 +99,16 @@ def _candidate(name: str, encoder, card: dict, labeled: LabeledSet, *, weights_i
     from .features import cache_key, cached_features
     from .preprocess import make_input_spec, prepare_inputs
 
-    spec = make_input_spec(card, labeled, channel_map=channel_map, normalization=normalization, resize=resize)
+    from .card import CardMismatchError
+
+    try:
+        spec = make_input_spec(card, labeled, channel_map=channel_map, normalization=normalization,
+                               resize=resize)
+    except CardMismatchError as exc:
+        if name in ("pretrained", "random_init"):
+            raise
+        # with --compare, say which encoder the data does not fit
+        raise CardMismatchError(f"compared encoder {name}: {exc}") from exc
     inputs = prepare_inputs(labeled, spec, progress=progress)
     feats = None
     if any(m in ("linear", "knn") for m in modes):

@@ -195,3 +195,18 @@ def test_git_lfs_pointer_weights_are_one_clear_line(labeled_csv, encoder_dir, tm
     err = capsys.readouterr().err
     assert err == (f"domainssl probe: error: {weights}: a git-lfs pointer file, not the weights; run "
                    "`git lfs pull` in the repository that holds it (or copy the real file)\n")
+
+
+def test_a_compared_encoder_the_data_does_not_fit_is_named(labeled_csv, encoder_dir, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other" / "enc"
+    shutil.copytree(encoder_dir, other)
+    card = json.loads((other / "encoder.json").read_text())
+    card["channel_names"] = [f"X{i}" for i in range(len(card["channel_names"]))]
+    stats = card["normalization"].get("stats") or {}
+    if "channel_names" in stats:
+        stats["channel_names"] = card["channel_names"]
+    (other / "encoder.json").write_text(json.dumps(card))
+    assert _probe(encoder_dir, labeled_csv, tmp_path / "report", "--compare", other) == 2
+    assert "compared encoder enc:" in capsys.readouterr().err
