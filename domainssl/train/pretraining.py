@@ -384,6 +384,7 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
     pics = run_dir / "pictures"
     pics.mkdir(exist_ok=True)
     want = recipe.get("pictures") or {}
+    channel_names = getattr(getattr(dm, "inner", dm), "channel_names", None)  # inner: with a kNN monitor
     out = []
     metrics = run_dir / "csv"
     if want.get("curves", True) and (metrics / "metrics.csv").is_file():
@@ -397,10 +398,10 @@ def write_pictures(run_dir, dm, method, recipe: dict) -> list[Path]:
             out.append(views_sheet(views, pics / "views.png",
                                    title=f"augmented views ({recipe['views'].get('preset')}, "
                                          f"{recipe['views'].get('kind', 'two_view')})",
-                                   channel_names=dm.channel_names))
+                                   channel_names=channel_names))
         if want.get("reconstructions", True) and getattr(method, "method_name", "") == "mae":
             out.append(mae_reconstructions(method.cpu(), views[0], pics / "mae_reconstructions.png",
-                                           channel_names=dm.channel_names))
+                                           channel_names=channel_names))
     return out
 
 
