@@ -23,38 +23,31 @@ import math
 HELP = "few-label transfer: linear probe / kNN / fine-tune vs random init, table + plot"
 
 
+def _number(text: str, convert, valid, expected: str):
+    """argparse type helper: `convert(text)` if `valid` says so, else an error saying `expected`."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, found {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, found {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (counts of seeds, steps, neighbours, batch items)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {value}")
-    return value
+    return _number(text, int, lambda v: v >= 1, "a whole number >= 1")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (regularisation strength, learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, found {text}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def fraction(text: str) -> float:
     """argparse type: a number strictly between 0 and 1 (both splits must keep some items)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1 (e.g. 0.3 puts 30% of "
-                                         f"each class in the test split), found {text}")
-    return value
+    return _number(text, float, lambda v: 0 < v < 1, "a number strictly between 0 and 1 (e.g. 0.3 "
+                   "puts 30% of each class in the test split)")
 
 
 def device_arg(text: str) -> str:
