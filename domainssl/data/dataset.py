@@ -67,6 +67,44 @@ class _SlotRandom:
         return self._generator
 
 
+class ChannelView:
+    """Some channels of a lazy image, in a chosen order, read as if they were the whole image
+    (`data.channels`): reads, the nodata mask (valid where every chosen channel is valid), the
+    samplers' valid-fraction and background tests all see only the chosen channels. Reads take
+    the span of channel positions the choice covers, not every channel of the file."""
+
+    def __init__(self, image: LazyImage, index: Sequence[int]) -> None:
+        self.inner, self.index = image, [int(i) for i in index]
+        self.path, self.axes, self.spacing, self.units = image.path, image.axes, image.spacing, image.units
+        self.dtype, self.meta, self.format = image.dtype, image.meta, getattr(image, "format", None)
+        self.channel_names = [image.channel_names[i] for i in self.index]
+        self.shape = (len(self.index),) + tuple(image.shape[1:])
+        self.spatial_dims, self.spatial_shape = image.spatial_dims, tuple(image.shape[1:])
+
+    def _chosen(self, region) -> tuple[list[int], tuple]:
+        region = tuple(region) if region is not None else (slice(None),)
+        return self.index[region[0]] if isinstance(region[0], slice) else [self.index[region[0]]], region[1:]
+
+    def read(self, region=None) -> np.ndarray:
+        chosen, spatial = self._chosen(region)
+        lo, hi = min(chosen), max(chosen) + 1
+        span = self.inner.read((slice(lo, hi),) + spatial)
+        return np.ascontiguousarray(span[[c - lo for c in chosen]])
+
+    def read_mask(self, region=None) -> np.ndarray | None:
+        chosen, spatial = self._chosen(region)
+        masks = [m for c in chosen if (m := self.inner.read_mask((slice(c, c + 1),) + spatial)) is not None]
+        return np.logical_and.reduce(masks) if masks else None
+
+    def normalize_region(self, region):
+        _, spatial = self._chosen(region)
+        bounds, steps = self.inner.normalize_region((slice(None),) + spatial)
+        return [(0, len(self.index))] + bounds[1:], steps
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def open_record(record: dict) -> LazyImage:
     """Open the image a manifest record points at (DICOM series and pyramid level included).
 
@@ -99,10 +137,10 @@ class PatchDataset(Dataset):
             sized in physical units over images of different spacing, so batches stack).
         transform: optional callable(sample) -> anything (e.g. a view generator).
         max_open: images kept open per worker.
-        max_retries: when an image cannot be read, patches of other images replace its
-            patches (deterministically); after this many unreadable images in a row for one
-            patch the error is raised. Each unreadable image is warned about once per process
-            and not read again; every replaced patch is counted (`take_skipped`).
+        max_retries: when a patch cannot be read, a patch of another image replaces it
+            (deterministically); after this many failed reads in a row for one patch the error
+            is raised. An image that fails twice is not read again by this process; every
+            failure is warned about and every replaced patch counted (`take_skipped`).
 
     Each item is a sample dict: `image` float32 (C, *S) in the reader's value units,
     `channel_names`, `spacing`, `units`, `mask` (bool (*S) or absent), `source`
@@ -124,8 +162,9 @@ class PatchDataset(Dataset):
         self.target_shape = tuple(target_shape) if target_shape else None
         self.transform = transform
         self.max_open, self.max_retries = int(max_open), int(max_retries)
-        self.read_errors = 0  # images found unreadable by this process
-        self._unreadable: dict[int, str] = {}  # image -> "path: reason"
+        self.read_errors = 0  # failed reads in this process
+        self._failures: dict[int, int] = {}    # image -> read errors in this process
+        self._unreadable: dict[int, str] = {}  # image -> "path: reason", after its second failure
         self._skipped: list[str] = []  # "path: reason" of reads skipped since `take_skipped`
         self._open: OrderedDict = OrderedDict()
         if isinstance(sampler, GridPatchSampler):
@@ -160,6 +199,8 @@ class PatchDataset(Dataset):
         image = self._open.pop(r, None)
         if image is None:
             image = open_record(self.records[r])
+            if "channel_index" in self.records[r]:  # data.channels chose some of its channels
+                image = ChannelView(image, self.records[r]["channel_index"])
             while len(self._open) >= self.max_open:
                 _, old = self._open.popitem(last=False)
                 old.close()
@@ -182,8 +223,6 @@ class PatchDataset(Dataset):
         if data is None:
             data = image.read(region)
         record = self.records[r]
-        if "channel_index" in record:  # data.channels chose some of the file's channels
-            data = data[record["channel_index"]]
         mask = image.read_mask(region)
         bounds, _ = image.normalize_region(region)
         spacing = image.spacing
@@ -249,10 +288,18 @@ class PatchDataset(Dataset):
                     self.read_errors += 1
                     self._open.pop(image, None)
                     path = self.records[image]["path"]
-                    reason = self._unreadable[image] = str(exc) if path in str(exc) else f"{path}: {exc}"
-                    warnings.warn(f"skipping unreadable image ({reason}); its patches are replaced "
-                                  f"by other images' for the rest of the run; {self.read_errors} "
-                                  "unreadable so far in this worker", stacklevel=3)
+                    reason = str(exc) if path in str(exc) else f"{path}: {exc}"
+                    # A second failure leaves the image out of this worker's reads: a damaged
+                    # file would fail on most of its patches; a passing fault (a network file
+                    # system's hiccup) costs one patch only.
+                    failures = self._failures[image] = self._failures.get(image, 0) + 1
+                    if failures >= 2:
+                        self._unreadable[image] = reason
+                    warnings.warn(f"skipping unreadable patch ({reason}); "
+                                  + ("the image failed twice: its patches are replaced by other "
+                                     "images' for the rest of the run" if failures >= 2 else
+                                     "replaced by another image's")
+                                  + f"; {self.read_errors} read errors so far in this worker", stacklevel=3)
                     if tried >= self.max_retries:
                         raise
                     tried += 1

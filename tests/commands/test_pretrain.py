@@ -179,7 +179,7 @@ def test_unreadable_files_are_counted_in_the_run_facts(tiles, tmp_path, capsys, 
     broken = sorted(archive.glob("*.tif"))[0]
     broken.write_bytes(b"not a tiff any more")
     run = tmp_path / "run"
-    with pytest.warns(UserWarning, match="skipping unreadable image"):
+    with pytest.warns(UserWarning, match="skipping unreadable patch"):
         code = _pretrain((str(archive), None), run, 4, "--data.manifest", str(tmp_path / "manifest.jsonl"),
                          "--data.num_workers", str(workers), "--pictures.views", "false",
                          "--pictures.reconstructions", "false")
