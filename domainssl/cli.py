@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except Exception as exc:
+        if isinstance(getattr(exc, "exit_code", None), int):  # a run stopped from outside (SIGTERM)
+            print(f"domainssl {args.command}: {exc}", file=sys.stderr)
+            return exc.exit_code
         if not _is_input_error(exc) or os.environ.get("DOMAINSSL_TRACEBACK"):
             raise
         print(f"domainssl {args.command}: error: {error_text(exc)} "

@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
                         help="skip patches with a smaller valid (non-nodata) fraction")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--channels", nargs="+", metavar="NAME",
-                        help="only images with exactly these channel names (as pretrain's data.channels)")
+                        help="these channels, in this order, of the images that hold them (as "
+                             "pretrain's data.channels)")
     parser.add_argument("--spatial-dims", type=int, choices=(2, 3),
                         help="only 2D or only 3D images (as pretrain's data.spatial_dims)")
     parser.add_argument("--formats", nargs="+", metavar="FORMAT",

@@ -412,21 +412,77 @@ class RunStopped(RuntimeError):
 
 
 def _stopped_message(run_dir: Path, step: int) -> str:
-    saved = sorted((run_dir / CKPT_DIR).glob("*.ckpt"))
-    where = (f"its last checkpoint is {saved[-1].name}" if saved else "it wrote no checkpoint yet")
-    return (f"stopped by SIGTERM at step {step}; {where}: continue with domainssl pretrain "
+    if not (run_dir / CKPT_DIR / LAST_CKPT).is_file():
+        return (f"stopped by SIGTERM at step {step}, before its first checkpoint: nothing to resume; "
+                f"run the same command again to start afresh (it replaces {run_dir})")
+    saved = sorted((run_dir / CKPT_DIR).glob("step*.ckpt"))
+    where = f" (its last step checkpoint is {saved[-1].name})" if saved else ""
+    return (f"stopped by SIGTERM at step {step}{where}: continue with domainssl pretrain "
             f"--resume {run_dir}")
 
 
-def _clear_unfinished_run(run_dir: Path) -> None:
+RUNNING = ".running"  # {"pid", "host"} of the process training in a run folder
+
+
+def _training_elsewhere(run_dir: Path) -> str | None:
+    """Who holds `run_dir`'s RUNNING file, if that process may still be alive (always assumed
+    for another host), else None."""
+    import os
+    import socket
+
+    try:
+        holder = json.loads((run_dir / RUNNING).read_text())
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host != socket.gethostname():
+        return f"process {pid} on {host}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"process {pid}"
+
+
+class _Running:
+    """RUN/.running while this process trains there (rank 0): a second command into the same
+    folder must not take a live run that has no checkpoint yet for an abandoned one."""
+
+    def __init__(self, run_dir: Path, writer: bool) -> None:
+        self.path = run_dir / RUNNING if writer else None
+
+    def __enter__(self):
+        if self.path is not None:
+            import os
+            import socket
+
+            self.path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _clear_unfinished_run(run_dir: Path, recipe: dict[str, Any]) -> None:
     """Remove what a run that never wrote a checkpoint left in `run_dir` (only this module's own
-    outputs, see the layout above), so a new run does not mix its logs with the old ones."""
+    outputs, see the layout above, and not a manifest or statistics file the recipe names), so a
+    new run does not mix its logs with the old ones. Refused while that run may be training."""
     import shutil
 
+    who = _training_elsewhere(run_dir)
+    if who:
+        raise RecipeError(f"{run_dir}: a run is training there ({who}; no checkpoint yet): give "
+                          f"another --run-dir, or remove {run_dir / RUNNING} if that process is gone")
     print(f"[domainssl] {run_dir} holds a run that stopped before its first checkpoint: "
           f"replacing it", flush=True)
+    data = recipe.get("data") or {}
+    named = {Path(str(data[k])).resolve() for k in ("manifest", "stats") if data.get(k)}
     for name in (RUN_FACTS, "config.yaml", "manifest.jsonl", "stats.json"):
-        (run_dir / name).unlink(missing_ok=True)
+        if (run_dir / name).resolve() not in named:
+            (run_dir / name).unlink(missing_ok=True)
     for name in (CKPT_DIR, "tensorboard", "csv", "pictures"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
@@ -467,10 +523,17 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
                               f"folder) to start afresh")
         # It stopped before its first checkpoint (often a setup error whose message says what
         # to change): nothing to resume or lose, so the rerun with the fix replaces it.
-        _clear_unfinished_run(run_dir)
+        _clear_unfinished_run(run_dir, recipe)
     if resume:
         _refuse_finished(ckpt, recipe)
     writer = is_rank_zero()  # the other ranks of a multi-device run write nothing here
+    with _Running(run_dir, writer):
+        return _train(recipe, run_dir, resume, datamodule, ckpt, writer)
+
+
+def _train(recipe: dict[str, Any], run_dir: Path, resume: bool, datamodule, ckpt: Path,
+           writer: bool) -> dict[str, Any]:
+    """The body of `run_pretraining` once the folder is checked: build, fit, save, report."""
     if writer:
         dump_recipe(recipe, run_dir / "config.yaml")
     with quiet_lightning():

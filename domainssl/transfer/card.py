@@ -383,9 +383,9 @@ def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_
 
     A channel is refused when its mean is more than `max_sigmas` archive stds from the archive
     mean, or when the ratio data mean / archive mean is outside (0.1, 10), an order of magnitude
-    either way (or of the other sign). The ratio is used where it measures scale: for channels
-    whose pretraining values sit on one side of zero (`_one_signed`), and elsewhere only when the
-    mean is also more than 2 stds off. Channels whose pretraining values straddle zero (offsets,
+    either way (or of the other sign), and the mean is also off by more than one archive std
+    (for channels whose pretraining values sit on one side of zero, `_one_signed`) or two
+    (elsewhere). Channels whose pretraining values straddle zero (offsets,
     HU, standardised data) are thus checked for growth only: a mean near zero there does not tell
     a shrunk scale from data centred like the archive.
 
@@ -406,7 +406,10 @@ def check_value_range(card: dict[str, Any], channel_means: Sequence[float], max_
         # stay within a few (wide) standard deviations, in either direction.
         ratio = m / cm if cm else None
         off_scale = ratio is not None and not 0.1 < ratio < 10.0
-        rescaled = off_scale and (one_signed or (cs > 0 and abs(cm) > 0.1 * cs and abs(m - cm) > 2 * cs))
+        # one-signed channels: the ratio decides once the mean is also a std off (sparse
+        # fluorescence or MR with more background may sit at a tenth of the mean, well inside)
+        rescaled = off_scale and ((one_signed and abs(m - cm) > cs)
+                                  or (cs > 0 and abs(cm) > 0.1 * cs and abs(m - cm) > 2 * cs))
         if far or rescaled:
             times = f" ({ratio:.3g}x)" if ratio is not None else ""
             bad.append(f"{name}: data mean {m:.4g}{times}, pretraining mean {cm:.4g} ± {cs:.4g}")

@@ -302,6 +302,9 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
         split = np.asarray(splits).astype(str)
     # Paths, sizes, modification times and regions: changes when the labeled images change.
     h = hashlib.sha1()
+    # how the images are read (channel order, 2D slices) and labelled: a feature cache written
+    # under other rules must not be reused
+    h.update(f"orders={orders}|slices={slices}|classes={class_names}\n".encode())
     for p, r in zip(paths, region):
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}|{r}\n".encode())

@@ -210,42 +210,39 @@ def check_regions(csv_path) -> int:
     Raises:
         LabeledDataError: naming the CSV line, the file, the region and the image's shape.
     """
-    import csv
     from pathlib import Path
 
     from ..io import ImageReadError, open_image
+    from .labeled import _read_rows
 
     csv_path = Path(csv_path)
     checked = 0
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = [(f or "").strip() for f in (reader.fieldnames or [])]
-        if not any(c in fields for c in REGION_COLUMNS) or "path" not in fields:
-            return 0
-        for row in reader:
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            if not any(row.get(c) for c in REGION_COLUMNS):
-                continue
-            where = f"{csv_path}, line {reader.line_num}"
-            path = Path(row["path"])
-            path = path if path.is_absolute() else csv_path.parent / path
-            try:
-                image = open_image(str(path))
-            except ImageReadError as exc:
-                raise LabeledDataError(f"{where}: {exc}") from exc
-            spatial = tuple(image.shape[1:])
-            names = REGION_COLUMNS[-2 * len(spatial):]
-            try:
-                problem = region_problem(_region_bounds(row, names), spatial, names)
-            except LabeledDataError as exc:
-                raise LabeledDataError(f"{where}: {exc}") from None
-            if problem:
-                region = ",".join(f"{n}={row.get(n) or ''}" for n in names)
-                raise LabeledDataError(
-                    f"{where}: region {region} of {path}: {problem}; the image is {image.shape} "
-                    f"({image.axes}). Fix the region columns (pixel indices, stop exclusive; "
-                    "leave both cells of an axis empty for the whole axis)")
-            checked += 1
+    fields, rows, lines = _read_rows(csv_path)  # as load_csv reads it (byte-order mark and all)
+    if not any(c in fields for c in REGION_COLUMNS) or "path" not in fields:
+        return 0
+    for row, line in zip(rows, lines):
+        if not any(row.get(c) for c in REGION_COLUMNS):
+            continue
+        where = f"{csv_path}, line {line}"
+        path = Path(row["path"])
+        path = path if path.is_absolute() else csv_path.parent / path
+        try:
+            image = open_image(str(path))
+        except ImageReadError as exc:
+            raise LabeledDataError(f"{where}: {exc}") from exc
+        spatial = tuple(image.shape[1:])
+        names = REGION_COLUMNS[-2 * len(spatial):]
+        try:
+            problem = region_problem(_region_bounds(row, names), spatial, names)
+        except LabeledDataError as exc:
+            raise LabeledDataError(f"{where}: {exc}") from None
+        if problem:
+            region = ",".join(f"{n}={row.get(n) or ''}" for n in names)
+            raise LabeledDataError(
+                f"{where}: region {region} of {path}: {problem}; the image is {image.shape} "
+                f"({image.axes}). Fix the region columns (pixel indices, stop exclusive; "
+                "leave both cells of an axis empty for the whole axis)")
+        checked += 1
     return checked
 
 

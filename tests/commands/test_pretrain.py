@@ -230,7 +230,28 @@ def test_a_run_stopped_by_sigterm_exits_non_zero_and_says_how_to_go_on(tiles, tm
     run = tmp_path / "run"
     assert _pretrain(tiles, run, 3) == 143
     err = capsys.readouterr().err
-    assert "stopped by SIGTERM at step 0" in err and f"--resume {run}" in err
+    assert "stopped by SIGTERM at step 0, before its first checkpoint" in err
+    assert "run the same command again" in err and "--resume" not in err
+    assert not (run / ".running").exists()                # the rerun may replace the folder
+    monkeypatch.undo()
+    assert _pretrain(tiles, run, 2, "--pictures.views", "false", "--pictures.reconstructions", "false") == 0
+
+
+def test_a_live_run_without_a_checkpoint_is_not_replaced(tiles, tmp_path, capsys):
+    import os
+    import socket
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / ".running").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert _pretrain(tiles, run, 2) == 2
+    assert "a run is training there (process" in capsys.readouterr().err
+    assert (run / "run.json").is_file()
+    # a holder that is gone (killed without cleaning up) does not block the folder
+    (run / ".running").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": socket.gethostname()}))
+    assert _pretrain(tiles, run, 2, "--pictures.views", "false", "--pictures.reconstructions", "false") == 0
+    assert not (run / ".running").exists()
 
 
 def test_progress_says_each_step_once_under_gradient_accumulation(tiles, tmp_path, capsys):

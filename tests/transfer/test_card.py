@@ -179,3 +179,15 @@ def test_fewer_data_channels_message_gives_maps_that_work():
         resolve_channels(_card(), ["a", "b", "c"])
     for suggested in re.findall(r"--channel-map (\S+)", str(err.value)):
         assert resolve_channels(_card(), ["a", "b", "c"], channel_map=suggested) == [0, 1, 2]
+
+
+def test_value_range_accepts_a_dim_channel_inside_a_wide_distribution():
+    # sparse fluorescence: archive mean 120 +- 400 (p01 0, p99 2000); labeled images with more
+    # background average 11, well inside the archive's spread: not another scale
+    from domainssl.transfer.card import check_value_range
+
+    card = {"channel_names": ["GFP"], "normalization": {"mode": "zscore", "stats": {
+        "channel_names": ["GFP"], "mean": [120.0], "std": [400.0], "p01": [0.0], "p99": [2000.0]}}}
+    check_value_range(card, [11.0])
+    with pytest.raises(Exception, match="different scale"):
+        check_value_range(card, [120.0 * 20])

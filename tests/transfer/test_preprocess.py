@@ -36,6 +36,14 @@ def test_regions_outside_their_images_name_line_file_region_and_shape(tiff_csv, 
     assert "img/002.tif" in text and message in text and "the image is (2, 16, 16) (CYX)" in text
 
 
+def test_regions_of_a_csv_saved_with_a_byte_order_mark_are_checked(tiff_csv):
+    # Excel's "CSV UTF-8": load_csv reads it, so the region check must read it too
+    _with_regions(tiff_csv, {2: "0,4,12,17"})
+    tiff_csv.write_bytes(b"\xef\xbb\xbf" + tiff_csv.read_bytes())
+    with pytest.raises(LabeledDataError, match="x0=12, x1=17 is not inside"):
+        check_regions(tiff_csv)
+
+
 def test_empty_images_are_refused_before_any_resize(tiff_csv, encoder_dir):
     labeled = load_csv(tiff_csv)
     spec = make_input_spec(read_card(encoder_dir), labeled, check_values=False)
