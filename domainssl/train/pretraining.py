@@ -290,7 +290,9 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         keep_csv_history(run_dir / "csv")
     loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
                CSVLogger(str(run_dir), name="csv", version="")]
-    trainer_cfg.setdefault("log_every_n_steps", log_every)
+    steps = trainer_cfg.get("max_steps") or 0
+    # a run shorter than the logging interval would write no metrics.csv (and no curves)
+    trainer_cfg.setdefault("log_every_n_steps", min(log_every, steps) if steps > 0 else log_every)
     trainer_cfg.setdefault("enable_progress_bar", sys.stderr.isatty())
     trainer_cfg.setdefault("enable_model_summary", False)
     trainer_cfg.setdefault("num_sanity_val_steps", 0)

@@ -278,3 +278,11 @@ def test_the_knn_monitor_takes_a_channel_map_and_reports_bad_labels_in_one_line(
     err = capsys.readouterr().err
     assert "domainssl pretrain: error: monitor.labels" in err and "monitor.channel_map" in err
     assert "Traceback" not in err
+
+
+def test_a_run_shorter_than_the_logging_interval_still_logs_its_curves(tiles, tmp_path):
+    run = tmp_path / "run"
+    assert _pretrain(tiles, run, 3, "--log.every_n_steps", "50", "--pictures.views", "false",
+                     "--pictures.reconstructions", "false") == 0
+    assert "train/loss" in (run / "csv" / "metrics.csv").read_text()
+    assert (run / "pictures" / "curves.png").is_file()
