@@ -309,3 +309,22 @@ def test_landsat7_thermal_gains_are_two_bands_in_order(tmp_path):
     image = open_image(scene)
     assert image.channel_names == ["B5", "B6_VCID_1", "B6_VCID_2", "B7"]
     assert image.read()[:, 0, 0].tolist() == [5, 61, 62, 7]
+
+
+def test_reopening_a_band_folder_reads_the_band_headers_once(tmp_path, monkeypatch):
+    # a worker reopens a folder whenever it leaves its open-image cache: the GeoTIFF check of
+    # each band file is remembered while the file is unchanged
+    import os
+
+    from domainssl.io import open as open_mod
+
+    _scene(tmp_path / "scene", extra=False)
+    checked = []
+    real = open_mod.is_geotiff
+    monkeypatch.setattr(open_mod, "is_geotiff", lambda p: checked.append(os.path.basename(p)) or real(p))
+    first = band_files(tmp_path / "scene")
+    assert band_files(tmp_path / "scene") == first and len(checked) == 4
+    b02 = tmp_path / "scene" / "B02.tif"
+    os.utime(b02, ns=(b02.stat().st_atime_ns, b02.stat().st_mtime_ns + 10**9))   # rewritten
+    band_files(tmp_path / "scene")
+    assert checked.count("B02.tif") == 2 and len(checked) == 5
