@@ -209,6 +209,12 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         dm.setup("fit")
 
     views_kw, view_facts = _view_facts(recipe["views"], dm)
+    patch = list(dm.patch_size) if isinstance(dm.patch_size, (list, tuple)) else [dm.patch_size]
+    if view_facts["spatial_dims"] == 3 and dm.spatial_dims == 3 and len(patch) == 2:
+        # two values on 3D data mean one z plane (for 2D views of slices); 3D views of it would
+        # stretch a single plane through the whole volume
+        raise RecipeError(f"data.patch_size {patch} has 2 values, but the data and the views are 3D: "
+                          f"give 3 values (z, y, x), e.g. --data.patch_size [16,{patch[0]},{patch[1]}]")
     seed = int(recipe.get("seed", 0))
     common = dict(spatial_dims=view_facts["spatial_dims"], channel_names=dm.channel_names, stats=dm.stats,
                   seed=seed)
@@ -233,7 +239,9 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         encoder = build_encoder(arch, in_chans=len(enc_channels), spatial_dims=dims, input_size=input_size,
                                 channel_names=enc_channels, **model)
     except (TypeError, ValueError) as exc:
-        raise RecipeError(f"model: {exc}") from exc
+        hint = (f" (the model section holds keys of another architecture than {arch!r}: write a recipe "
+                f"without them)" if isinstance(exc, TypeError) and "unexpected keyword" in str(exc) else "")
+        raise RecipeError(f"model: {exc}{hint}") from exc
 
     trainer_cfg = dict(recipe["trainer"])
     method_cfg = dict(recipe["method"])

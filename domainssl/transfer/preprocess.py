@@ -9,6 +9,7 @@ card's configuration and archive statistics, so transfer sees what pretraining s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -169,6 +170,13 @@ def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
         new = [max(1, round(s * z)) for s, z in zip(x.shape[1:], spec.zoom)]
         x = F.interpolate(x[None], size=new, mode="bilinear" if x.ndim == 3 else "trilinear",
                           align_corners=False)[0]
+    if spec.resize == "crop":
+        kept = np.prod([min(h, w) for h, w in zip(x.shape[1:], spec.input_size)])
+        if kept < 0.5 * np.prod(spec.input_size):
+            warnings.warn(f"some labeled images fill less than half of the encoder's input "
+                          f"{tuple(spec.input_size)} at the card's spacing: the rest is zero padding "
+                          f"and the features describe mostly padding; give larger regions (the "
+                          f"encoder's field of view) or --resize resize", UserWarning, stacklevel=2)
     x = _fit(x, spec.input_size, spec.resize).contiguous()
     return normaliser.apply(x[None], a, b)[0].contiguous()
 

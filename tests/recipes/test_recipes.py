@@ -92,3 +92,16 @@ def test_recipe_runs_end_to_end(name, archive, tmp_path):
     x = torch.zeros(2, card["in_chans"], *card["input_size"])
     with torch.no_grad():
         assert tuple(enc(x).shape) == (2, card["embed_dim"])
+
+
+def test_two_patch_values_for_3d_views_of_3d_data_are_refused_before_training(archive, tmp_path, capsys):
+    # two values on 3D data mean one z plane: 3D views would stretch it through the volume
+    data_key, overrides = CASES["ct_mae3d"]
+    overrides = [o if o != "[16,16,16]" else "[16,16]" for o in overrides]
+    rc = main(["pretrain", "--config", str(RECIPES / "ct_mae3d.yaml"), "--run-dir", str(tmp_path / "run"),
+               "--data.root", archive[data_key], "--data.batch_size", "4", "--data.num_workers", "0",
+               "--data.stats_patches", "8", "--trainer.max_steps", "2", *overrides])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "data.patch_size [16, 16] has 2 values, but the data and the views are 3D" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -53,3 +53,20 @@ def test_empty_images_are_refused_before_any_resize(tiff_csv, encoder_dir):
         prepare_inputs(empty, spec, progress=False)
     assert tuple(prepare_inputs(labeled, spec, progress=False).shape) == (12, 2, 16, 16)
     assert np.isfinite(prepare_inputs(labeled, spec, progress=False).numpy()).all()
+
+
+def test_a_region_much_smaller_than_the_encoder_input_is_warned_about():
+    # crop mode keeps the physical scale: a small region becomes mostly zero padding
+    from domainssl.transfer.preprocess import InputSpec, to_input
+
+    spec = InputSpec(channel_idx=(0,), channel_names=("x",), zoom=None, input_size=(16, 16),
+                     resize="crop", normalise={"mode": "none"})
+    small = np.ones((1, 6, 6), np.float32)
+    with pytest.warns(UserWarning, match="fill less than half of the encoder's input"):
+        out = to_input(small, spec)
+    assert out.shape == (1, 16, 16) and float(out.sum()) == 36.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_input(np.ones((1, 14, 14), np.float32), spec)   # 77 % filled: no warning
