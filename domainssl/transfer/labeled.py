@@ -266,12 +266,14 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
 
     labels = [label_name(lab) for lab in labels]
     class_names = sorted(set(labels), key=_class_order)
-    images = []
+    images, opened = [], {}
     for p in paths:
-        try:
-            images.append(open_image(p))
-        except ImageReadError as exc:
-            raise LabeledDataError(f"{where}: {exc}") from exc
+        if p not in opened:  # rows that crop one volume (or slice it) share one open image
+            try:
+                opened[p] = open_image(p)
+            except ImageReadError as exc:
+                raise LabeledDataError(f"{where}: {exc}") from exc
+        images.append(opened[p])
     _check_two_classes(class_names, labels, where)
     first = images[0]
     for img in images[1:]:

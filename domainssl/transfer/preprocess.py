@@ -226,6 +226,7 @@ def check_regions(csv_path) -> int:
     csv_path = Path(csv_path)
     checked = 0
     fields, rows, lines = _read_rows(csv_path)  # as load_csv reads it (byte-order mark and all)
+    opened: dict = {}  # rows cropping one volume open it once
     if not any(c in fields for c in REGION_COLUMNS) or "path" not in fields:
         return 0
     for row, line in zip(rows, lines):
@@ -235,7 +236,9 @@ def check_regions(csv_path) -> int:
         path = Path(row["path"])
         path = path if path.is_absolute() else csv_path.parent / path
         try:
-            image = open_image(str(path))
+            if str(path) not in opened:
+                opened[str(path)] = open_image(str(path))
+            image = opened[str(path)]
         except ImageReadError as exc:
             raise LabeledDataError(f"{where}: {exc}") from exc
         spatial = tuple(image.shape[1:])

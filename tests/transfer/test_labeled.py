@@ -232,3 +232,20 @@ def test_rows_naming_one_z_plane_of_a_volume_are_2d_slices(tmp_path):
     # a region of several planes stays 3D
     (tmp_path / "slabs.csv").write_text("path,label,z0,z1\nv.nii,a,0,2\nv.nii,b,2,4\n")
     assert load_csv(tmp_path / "slabs.csv").spatial_dims == 3
+
+
+def test_rows_cropping_one_volume_open_it_once(tmp_path, monkeypatch):
+    # a CSV of many regions of one series read every slice header once per row (and repeated
+    # its geometry warnings per row)
+    import nibabel as nib
+
+    import domainssl.io as io_mod
+    from domainssl.transfer.preprocess import check_regions
+
+    nib.save(nib.Nifti1Image(np.zeros((10, 8, 6), np.float32), np.eye(4)), str(tmp_path / "v.nii"))
+    rows = ["path,label,z0,z1"] + [f"v.nii,{'ab'[z % 2]},{z},{z + 1}" for z in range(6)]
+    (tmp_path / "slices.csv").write_text("\n".join(rows) + "\n")
+    opened, real = [], io_mod.open_image
+    monkeypatch.setattr(io_mod, "open_image", lambda p, *a, **k: opened.append(p) or real(p, *a, **k))
+    assert len(load_csv(tmp_path / "slices.csv")) == 6 and len(opened) == 1
+    assert check_regions(tmp_path / "slices.csv") == 6 and len(opened) == 2
