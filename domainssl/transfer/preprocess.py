@@ -177,6 +177,11 @@ def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
                           f"{tuple(spec.input_size)} at the card's spacing: the rest is zero padding "
                           f"and the features describe mostly padding; give larger regions (the "
                           f"encoder's field of view) or --resize resize", UserWarning, stacklevel=2)
+    if spec.resize == "crop":
+        # normalise first, then pad: the padding is 0 in the encoder's input units (a window's
+        # low end, e.g. air for CT windows; the mean under zscore), not raw 0 (0 HU is water)
+        x = normaliser.apply(x[None], a, b)[0]
+        return _fit(x, spec.input_size, spec.resize).contiguous()
     x = _fit(x, spec.input_size, spec.resize).contiguous()
     return normaliser.apply(x[None], a, b)[0].contiguous()
 

@@ -70,3 +70,16 @@ def test_a_region_much_smaller_than_the_encoder_input_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         to_input(np.ones((1, 14, 14), np.float32), spec)   # 77 % filled: no warning
+
+
+def test_crop_padding_is_zero_in_the_encoders_input_units():
+    # CT windows map HU to [0, 1]; padding raw 0 HU (water) gave 0.4 in a 40/400 window. Padding
+    # after normalisation is the window's low end, like air.
+    from domainssl.transfer.preprocess import InputSpec, to_input
+
+    spec = InputSpec(channel_idx=(0,), channel_names=("CT",), zoom=None, input_size=(8, 8),
+                     resize="crop", normalise={"mode": "window", "windows": [[40.0, 400.0]]})
+    hu = np.full((1, 6, 6), 40.0, np.float32)      # the window's level: 0.5 after normalisation
+    out = to_input(hu, spec)                       # 56 % of the input filled: no padding warning
+    assert out.shape == (1, 8, 8)
+    assert float(out[0, 4, 4]) == pytest.approx(0.5) and float(out[0, 0, 0]) == 0.0
