@@ -93,7 +93,16 @@ class ChannelView:
 
     def read_mask(self, region=None) -> np.ndarray | None:
         chosen, spatial = self._chosen(region)
-        masks = [m for c in chosen if (m := self.inner.read_mask((slice(c, c + 1),) + spatial)) is not None]
+        # one mask read per run of adjacent chosen channels (B02..B04 is one read, not three)
+        runs, start = [], None
+        for c in sorted(set(chosen)):
+            if start is None or c != end:
+                if start is not None:
+                    runs.append((start, end))
+                start = c
+            end = c + 1
+        runs.append((start, end))
+        masks = [m for lo, hi in runs if (m := self.inner.read_mask((slice(lo, hi),) + spatial)) is not None]
         return np.logical_and.reduce(masks) if masks else None
 
     def normalize_region(self, region):

@@ -38,14 +38,19 @@ def test_csv_errors_are_actionable(tmp_path, tiff_csv):
         load_csv(tiff_csv)
 
 
-def test_folder_per_class_and_generated_split(tmp_path, tiff_csv):
+def _as_class_folders(tiff_csv, root):
+    """The labels CSV's images copied into ROOT/<label>/ (the folder-per-class layout)."""
     import shutil
 
-    root = tmp_path / "folder"
     for line in tiff_csv.read_text().splitlines()[1:]:
         path, label, _ = line.split(",")
         (root / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(tiff_csv.parent / path, root / label)
+    return root
+
+
+def test_folder_per_class_and_generated_split(tmp_path, tiff_csv):
+    root = _as_class_folders(tiff_csv, tmp_path / "folder")
     ds = load_folder(root)
     assert ds.split is None and len(ds) == 12
     split = ds.with_split(0.5, seed=0).split
@@ -147,13 +152,7 @@ def test_csv_saved_by_excel_with_byte_order_mark(tiff_csv):
 
 
 def test_folder_skips_files_that_are_not_images(tmp_path, tiff_csv):
-    import shutil
-
-    root = tmp_path / "folder"
-    for line in tiff_csv.read_text().splitlines()[1:]:
-        path, label, _ = line.split(",")
-        (root / label).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tiff_csv.parent / path, root / label)
+    root = _as_class_folders(tiff_csv, tmp_path / "folder")
     (root / "horizontal" / "README.txt").write_text("scanned 2021")
     (root / "horizontal" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (root / "vertical" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
