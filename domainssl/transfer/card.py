@@ -10,7 +10,8 @@ Card keys (schema version `CARD_VERSION`):
     spatial_dims          2 or 3
     in_chans              number of encoder input channels (a multiple of len(channel_names))
     channel_names         the data channels the encoder expects, in order (before normalisation;
-                          CT windows turn one data channel into several encoder channels)
+                          CT windows turn one data channel into several encoder channels;
+                          `encoder_input_names(card)` names each encoder channel)
     input_size            one int per spatial axis (pixels / voxels) seen in pretraining
     patch_size            ViT patch size per spatial axis, or null for CNNs
     spacing, units        physical size of one input pixel per spatial axis, and its units
@@ -180,7 +181,9 @@ def render_readme(card: dict[str, Any]) -> str:
         "## Input",
         f"- spatial dims: {card['spatial_dims']}D, input size {card['input_size']} pixels"
         + (f", patch size {card['patch_size']}" if card.get("patch_size") else ""),
-        f"- channels ({card['in_chans']}): {', '.join(card['channel_names'])}",
+        f"- channels ({card['in_chans']}): {', '.join(encoder_input_names(card))}"
+        + (f" (from the data channels {', '.join(card['channel_names'])})"
+           if card["in_chans"] != len(card["channel_names"]) else ""),
         f"- spacing: {card['spacing']} {card['units']}",
         f"- normalization: {_describe_normalization(norm)}",
     ]
@@ -204,6 +207,22 @@ def render_readme(card: dict[str, Any]) -> str:
                   f"model = {one}", "```"]
     lines += ["", "Weights load without unpickling (safetensors).", ""]
     return "\n".join(lines)
+
+
+def encoder_input_names(card: dict[str, Any]) -> list[str]:
+    """One name per encoder input channel (`in_chans` of them): the data channel names, or for
+    CT windows (one data channel -> several encoder channels) "NAME[L<level>,W<width>]", window
+    minor, the order `domainssl.transforms.ct_windows` stacks them in."""
+    names = [str(n) for n in card["channel_names"]]
+    per = int(card["in_chans"]) // max(len(names), 1)
+    windows = (card.get("normalization") or {}).get("windows") or []
+    if per > 1 and len(windows) == per:
+        from ..transforms.config import window_channel_names
+
+        return window_channel_names(names, windows)
+    if per > 1:
+        return [f"{n}#{k}" for n in names for k in range(per)]
+    return names
 
 
 # -- checking data against the card ------------------------------------------------------------

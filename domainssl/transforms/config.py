@@ -282,3 +282,9 @@ def apply_overrides(config: ViewsConfig, overrides: Mapping[str, Any] | None) ->
     if "slice_axis" in overrides:
         cfg = replace(cfg, slice_axis=int(overrides["slice_axis"]))
     return cfg
+
+
+def window_channel_names(names, windows) -> list[str]:
+    """Encoder channel names for CT windows: "NAME[L<level>,W<width>]" per data channel and window,
+    window minor (the order `ct_windows` stacks them in)."""
+    return [f"{n}[L{float(lv):g},W{float(wd):g}]" for n in names for lv, wd in windows]

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import NormaliseConfig
+from .config import NormaliseConfig, window_channel_names
 
 # Percentiles are estimated on a strided subsample: exact enough for normalisation (the error in
 # a 1st percentile from 32k of 4M voxels is far below the jitter that follows) and it keeps the
@@ -106,7 +106,7 @@ class Normaliser:
             raise ValueError(f"unknown normalise mode {cfg.mode!r}")
         self.windows_per_channel = len(cfg.windows) if cfg.mode == "window" else 1
         if cfg.mode == "window":
-            self.channel_names_out = [f"{n}[L{lv:g},W{wd:g}]" for n in names for lv, wd in cfg.windows]
+            self.channel_names_out = window_channel_names(names, cfg.windows)
         else:
             self.channel_names_out = names
         self.n_in = c

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from domainssl.transfer.card import (CardError, CardMismatchError, check_spatial, check_value_range,
-                                     parse_channel_map, read_card, render_readme, resolve_channels,
+                                     encoder_input_names, parse_channel_map, read_card, render_readme, resolve_channels,
                                      validate_card, write_card)
 
 
@@ -29,6 +29,18 @@ def test_write_and_read_round_trip(tmp_path):
     assert card["channel_names"] == ["B04", "B03", "B08"]
     readme = (tmp_path / "README.md").read_text()
     assert "B08: mean 2500" in readme and "10.0, 10.0" in readme
+
+
+def test_ct_windows_name_each_encoder_channel():
+    # one HU channel, three windows: the card keeps the data channel, the README and
+    # encoder_input_names say what each of the 3 encoder channels is, in ct_windows' order
+    card = _card(in_chans=3, channel_names=["CT"],
+                 normalization={"mode": "window", "windows": [[40, 400], [-600, 1500], [400, 1800]]})
+    assert encoder_input_names(card) == ["CT[L40,W400]", "CT[L-600,W1500]", "CT[L400,W1800]"]
+    assert "channels (3): CT[L40,W400], CT[L-600,W1500], CT[L400,W1800] (from the data channels CT)" \
+        in render_readme(card)
+    assert encoder_input_names(_card()) == ["B04", "B03", "B08"]
+    assert "channels (3): B04, B03, B08\n" in render_readme(_card())
 
 
 def test_read_card_errors_name_the_problem(tmp_path):
