@@ -135,6 +135,7 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
         if found:
             return open_band_folder(path, level=level, found=found, **kwargs)
     fmt = kwargs.pop("format", None) or detect_format(path)
+    _refuse_unused(first, fmt, level=level, series=series)
     if fmt == "dicom":
         from .dicom import open_dicom
 
@@ -165,6 +166,22 @@ def open_image(path, *, series: str | None = None, level: int = 0, **kwargs) -> 
         return open_plain(path, **kwargs)
     raise ImageReadError(first, "unknown format: expected DICOM, NIfTI (.nii/.nii.gz), GeoTIFF/COG, "
                          "TIFF/OME-TIFF, OME-Zarr or PNG/JPEG")
+
+
+# What each format can honour: a pyramid level (overviews / multiscales) and a series choice.
+_HAS_LEVELS = ("geotiff", "tiff", "ome-zarr")
+_HAS_SERIES = ("dicom", "tiff")
+
+
+def _refuse_unused(path, fmt, *, level, series) -> None:
+    """A level or series the format has no notion of would be silently ignored (a user asking
+    for level 1 of a NIfTI would get the full-resolution volume): refuse it instead."""
+    if level not in (0, None) and fmt in ("dicom", "nifti", "plain"):
+        raise ImageReadError(path, f"level={level} asked, but {fmt} images have no pyramid levels "
+                             f"(levels exist for {', '.join(_HAS_LEVELS)}): open it with level=0")
+    if series is not None and fmt in ("nifti", "geotiff", "ome-zarr", "plain"):
+        raise ImageReadError(path, f"series={series!r} asked, but a {fmt} image holds one series "
+                             f"(series exist for {', '.join(_HAS_SERIES)}): leave series out")
 
 
 def open_images(paths: Sequence) -> list[LazyImage]:

@@ -80,6 +80,15 @@ def test_truncated_nifti_is_a_read_error(lps_volume, tmp_path):
     assert str(bad) in str(err.value)
 
 
+def test_a_level_or_series_a_nifti_cannot_honour_is_refused(lps_volume):
+    # level=1 used to return the full-resolution volume as if it were level 1
+    with pytest.raises(ImageReadError, match="level=1 asked, but nifti images have no pyramid levels"):
+        open_image(lps_volume[0], level=1)
+    with pytest.raises(ImageReadError, match="series='2' asked, but a nifti image holds one series"):
+        open_image(lps_volume[0], series="2")
+    assert open_image(lps_volume[0], level=0).shape == (1, 6, 12, 10)
+
+
 def test_garbage_nifti_is_a_read_error(tmp_path):
     bad = tmp_path / "noise.nii.gz"
     bad.write_bytes(b"not a nifti at all")
