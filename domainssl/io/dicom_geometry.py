@@ -132,8 +132,8 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
         `SeriesGeometry` with planes ordered along +normal, spacing (z, y, x) in mm
         (y, x from PixelSpacing rows/cols; z the median step along the normal), and
         meta: `z_positions` (mm along the normal), `spacing_report`, `affine`
-        (4×4, voxel (z, y, x) -> LPS mm), `orientation` (LPS codes of the z, y, x
-        axes), `image_orientation_patient`, `slice_normal`, `oblique`,
+        (4×4, voxel (z, y, x) -> LPS mm), `orientation` and `array_orientation` (where
+        the z, y, x axes point, e.g. "SPL"), `image_orientation_patient`, `slice_normal`, `oblique`,
         `gantry_tilt_deg` where the slice stack is sheared.
 
     Raises:
@@ -249,11 +249,13 @@ def _affine_meta(orientation, origin, row_col_mm, displacement, z_mm) -> dict[st
     affine[:3, 1] = col_cos * row_col_mm[0]     # y index = row number: along the column cosines
     affine[:3, 2] = row_cos * row_col_mm[1]     # x index = column number: along the row cosines
     affine[:3, 3] = np.asarray(origin, dtype=np.float64)
+    codes = _orientation_code(normal) + _orientation_code(col_cos) + _orientation_code(row_cos)
     out: dict[str, Any] = {
         "affine": [[round(float(v), 6) for v in row] for row in affine],
         "affine_index_order": "zyx",
         "coordinate_system": "LPS",
-        "orientation": _orientation_code(normal) + _orientation_code(col_cos) + _orientation_code(row_cos),
+        "orientation": codes,
+        "array_orientation": codes,  # the same key as NIfTI's: where the returned z, y, x axes point
         "image_orientation_patient": [float(v) for v in cosines],
         "slice_normal": [round(float(v), 6) for v in normal],
         "oblique": _is_oblique(cosines),

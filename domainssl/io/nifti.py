@@ -27,7 +27,8 @@ class NiftiImage(LazyImage):
     A 4th data dimension (time points, vector components) becomes the channel axis.
     `meta` keeps the file's own affine (`affine`), the canonical one (`canonical_affine`,
     mapping (x, y, z) canonical voxel indices to RAS+ world mm), `orientation`
-    (original axis codes, e.g. "LPS"), `qform_code`, `sform_code` and `gzip` (True for
+    (the file's own x, y, z axis codes, e.g. "LPS"), `array_orientation` (where the returned
+    z, y, x axes point: always "SAR", the same key as DICOM series), `qform_code`, `sform_code` and `gzip` (True for
     .nii.gz, where a region read still decompresses the stream up to that region).
     """
 
@@ -81,6 +82,7 @@ class NiftiImage(LazyImage):
             "canonical_affine": canonical_affine.tolist(),
             "orientation": "".join(nib.aff2axcodes(affine)),
             "canonical_orientation": "RAS",
+            "array_orientation": "SAR",  # the returned (z, y, x) axes, as DICOM's meta gives them
             "qform_code": qcode,
             "sform_code": scode,
             "scl_slope": float(slope) if scaled else 1.0,

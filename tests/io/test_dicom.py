@@ -170,7 +170,7 @@ def test_enhanced_ct_frames_ordered_by_position(shared_data):
     data = image.read()
     np.testing.assert_array_equal(data[0, 0], frames[1])
     np.testing.assert_array_equal(data[0, 1], frames[0])
-    assert image.meta["value_unit"] == "HU" and image.meta["orientation"] == "IPR"
+    assert image.meta["value_unit"] == "HU" and image.meta["orientation"] == image.meta["array_orientation"] == "IPR"
 
 
 def test_ultrasound_rgb(shared_data):

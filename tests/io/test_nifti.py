@@ -32,6 +32,7 @@ def test_lps_file_is_read_in_ras_order_with_spacing(lps_volume):
     img = open_image(path)
     assert img.format == "nifti" and img.axes == "CZYX"
     assert img.meta["orientation"] == "LPS" and img.meta["canonical_orientation"] == "RAS"
+    assert img.meta["array_orientation"] == "SAR"  # z, y, x of the returned array, as DICOM gives it
     assert img.shape == (1, 6, 12, 10)
     assert img.spacing == pytest.approx((2.0, 0.8, 0.5)) and img.units == ("mm", "mm", "mm")
     full = img.read()
