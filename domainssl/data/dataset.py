@@ -87,22 +87,19 @@ class ChannelView:
 
     def read(self, region=None) -> np.ndarray:
         chosen, spatial = self._chosen(region)
-        lo, hi = min(chosen), max(chosen) + 1
-        span = self.inner.read((slice(lo, hi),) + spatial)
-        return np.ascontiguousarray(span[[c - lo for c in chosen]])
+        # Where channels are stored apart (a band folder, a chunk per channel), B02 and B12 are
+        # two reads, not the eleven bands between them; elsewhere one read of the span, since
+        # the bands share their tiles and each extra read would decode them again.
+        runs = adjacent_runs(chosen) if self.inner.channels_apart else [(min(chosen), max(chosen) + 1)]
+        parts = {lo: self.inner.read((slice(lo, hi),) + spatial) for lo, hi in runs}
+        where = {c: (lo, c - lo) for lo, hi in runs for c in range(lo, hi)}
+        return np.ascontiguousarray(np.stack([parts[where[c][0]][where[c][1]] for c in chosen]))
 
     def read_mask(self, region=None) -> np.ndarray | None:
         chosen, spatial = self._chosen(region)
         # one mask read per run of adjacent chosen channels (B02..B04 is one read, not three)
-        runs, start = [], None
-        for c in sorted(set(chosen)):
-            if start is None or c != end:
-                if start is not None:
-                    runs.append((start, end))
-                start = c
-            end = c + 1
-        runs.append((start, end))
-        masks = [m for lo, hi in runs if (m := self.inner.read_mask((slice(lo, hi),) + spatial)) is not None]
+        masks = [m for lo, hi in adjacent_runs(chosen)
+                 if (m := self.inner.read_mask((slice(lo, hi),) + spatial)) is not None]
         return np.logical_and.reduce(masks) if masks else None
 
     def normalize_region(self, region):
@@ -112,6 +109,17 @@ class ChannelView:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def adjacent_runs(channels: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of adjacent channel positions as (start, stop) pairs: [3, 1, 2, 7] -> [(1, 4), (7, 8)]."""
+    runs: list[tuple[int, int]] = []
+    for c in sorted(set(channels)):
+        if runs and runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], c + 1)
+        else:
+            runs.append((c, c + 1))
+    return runs
 
 
 def open_record(record: dict) -> LazyImage:

@@ -322,6 +322,8 @@ class GeoTiffImage(LazyImage):
                          names, dtype, meta)
         self._ref = ref
         self._infos = infos
+        # a stack (band folder) keeps a file per band; one file's bands share its tiles
+        self.channels_apart = len(paths) > 1
 
     @staticmethod
     def _tile_index(info: _FileInfo, level: int, warped: bool) -> TileIndex | None:

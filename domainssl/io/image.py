@@ -48,9 +48,13 @@ class LazyImage:
         dtype: numpy dtype that `read` returns (after any rescale the reader applies).
         meta: format geometry and value facts (affine, crs, transform, nodata,
             value_unit, ...); JSON-friendly values where possible.
+        channels_apart: True where each channel is stored on its own (a file or chunk per
+            band), so that reading a few chosen channels one run at a time costs less than
+            reading every channel between them.
     """
 
     format: str = "unknown"
+    channels_apart: bool = False
 
     def __init__(
         self,

@@ -127,6 +127,10 @@ class OmeZarrImage(LazyImage):
             meta["t"] = t
         axes_name = "CZYX" if len(spatial) == 3 else "CYX"
         super().__init__(url, shape, axes_name, spacing, units, names, array.dtype, meta)
+        c_axis = next((i for i, r in enumerate(self._roles) if r == "c"), None)
+        # a chunk per channel: reading chosen channels apart fetches only their chunks
+        self.channels_apart = c_axis is not None and len(meta["chunks"]) > c_axis \
+            and int(meta["chunks"][c_axis]) == 1
 
     def _open_group(self):
         import zarr

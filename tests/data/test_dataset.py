@@ -289,3 +289,30 @@ def test_chosen_channels_have_their_own_nodata_mask(tmp_path):
         s = ds[i]
         assert s["valid"] and s["mask"].all() and s["channel_names"] == ["B", "A"]
         assert s["image"][:, 0, 0].tolist() == [7.0, 5.0]
+
+
+@pytest.mark.parametrize("stored", ["band_folder", "one_file"])
+def test_chosen_channels_read_only_what_they_need(shared_data, stored):
+    # data.channels: [B12, B02, B03] of Sentinel-2. A band folder (a file per band) reads the two
+    # runs B02..B03 and B12, not the nine files between them; the 12-band file, whose bands share
+    # their tiles, reads its span once. Either way the values are the chosen bands, in order.
+    from domainssl.data.dataset import ChannelView, adjacent_runs
+
+    geo = shared_data / "geotiff"
+    image = open_image(geo / "s2_l2a_T29RKH_20200219_cogs" if stored == "band_folder"
+                       else geo / "s2_l2a_T29RKH_20200219_12band_200m_cog.tif")
+    index = [image.channel_names.index(n) for n in ("B12", "B02", "B03")]
+    view = ChannelView(image, index)
+    reads = []
+    inner_read = image.read
+    image.read = lambda region=None: reads.append(region[0]) or inner_read(region)
+    region = (slice(None), slice(100, 140), slice(60, 92))
+    patch = view.read(region)
+    image.read = inner_read
+    full = image.read(region)
+    np.testing.assert_array_equal(patch, full[index])
+    assert view.channel_names == ["B12", "B02", "B03"] and patch.shape == (3, 40, 32)
+    spans = [(r.start, r.stop) for r in reads]
+    assert spans == (adjacent_runs(index) if stored == "band_folder" else [(min(index), max(index) + 1)])
+    assert image.channels_apart == (stored == "band_folder")
+    assert adjacent_runs([7, 3, 1, 2, 3]) == [(1, 4), (7, 8)]

@@ -74,6 +74,7 @@ def test_ngff05_reads_back_equal_to_ngff04(ngff04, ngff05):
         assert (b.shape, b.axes, b.spacing, b.units, b.channel_names, b.dtype) == \
                (a.shape, a.axes, a.spacing, a.units, a.channel_names, a.dtype)
         np.testing.assert_array_equal(b.read(), a.read())
+        assert b.channels_apart or level > 0  # level 0 was written with a chunk per channel
     region = (slice(0, 2), slice(10, 12), slice(33, 120), slice(64, 133))
     np.testing.assert_array_equal(open_image(ngff05).read(region), open_image(ngff04).read(region))
 
@@ -143,6 +144,7 @@ def test_reads_only_the_chunks_a_region_needs(tmp_path):
     assert chunk.is_file()
     chunk.write_bytes(b"garbage")
     img = open_image(tmp_path / "c.ome.zarr")
+    assert img.channels_apart  # a chunk per channel: chosen channels are read apart (data.channels)
     np.testing.assert_array_equal(img.read((slice(0, 4), slice(0, 32), slice(0, 64))), data[:, :32])
     with pytest.raises(ImageReadError, match="c.ome.zarr"):
         img.read()
