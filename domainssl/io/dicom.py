@@ -7,6 +7,12 @@ pixels are read by seeking straight to the bytes of the needed rows (offset foun
 once from the header), everything else goes through pydicom's decoders (pylibjpeg,
 openjpeg, RLE, ...).
 
+Uneven slices (mixed thickness, missing slices): by default (`z_grid="regular"`) the series
+is presented on a regular grid at the median step, each plane interpolated linearly between
+the two nearest stored slices, so that a patch of N mm is N mm everywhere in the volume and the
+affine holds for every index; `z_grid="slices"` keeps the stored slices (the z spacing is then
+the median step only). Evenly spaced series are never resampled.
+
 Values: RescaleSlope/Intercept are applied per slice (per frame for enhanced files)
 and `read()` returns float32; CT values are in HU (`meta["value_unit"]`).
 Axes: a single-frame file is `CYX`; a series of slices or a multi-frame file is
@@ -22,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .dicom_geometry import series_geometry, warn_at_caller
+from .dicom_geometry import regular_z_grid, series_geometry, warn_at_caller
 from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_dicom_files, index_with_errors
 from .errors import ImageReadError
 from .image import LazyImage
@@ -39,6 +45,7 @@ _DECODER_HINTS = {
     "1.2.840.10008.1.2.4.20": "pylibjpeg pylibjpeg-openjpeg (HTJ2K)",
 }
 _COLOUR_NAMES = ["R", "G", "B"]
+Z_GRIDS = ("regular", "slices")
 
 
 def _value_unit(header: DicomHeader) -> str:
@@ -73,24 +80,37 @@ class DicomImage(LazyImage):
 
     Attributes (beyond `LazyImage`):
         headers: the `DicomHeader` of every file, in the order given.
-        planes: one `Plane` per z index (file, frame, slope, intercept), ordered along
+        planes: one `Plane` per stored slice (file, frame, slope, intercept), ordered along
             the slice normal.
         files: the files of the planes in z order.
+        z_grid: None, or for uneven slices resampled onto a regular grid (`z_grid="regular"`)
+            `(lower slice index, weight)` per z index (see `regular_z_grid`).
     """
 
     format = "dicom"
 
-    def __init__(self, source: str, headers: Sequence[DicomHeader]):
+    def __init__(self, source: str, headers: Sequence[DicomHeader], z_grid: str = "regular"):
+        if z_grid not in Z_GRIDS:
+            raise ImageReadError(source, f"z_grid={z_grid!r}: expected one of {Z_GRIDS}")
         headers = list(headers)
         ref = headers[0]
         for ts in sorted({h.transfer_syntax for h in headers}):
             _check_decoder(next(h.path for h in headers if h.transfer_syntax == ts), ts)
         if ref.samples not in (1, 3):
             raise ImageReadError(ref.path, f"SamplesPerPixel {ref.samples} (expected 1 or 3)")
-        geometry = series_geometry(headers, source=source)
+        geometry = series_geometry(headers, source=source, regular_z=z_grid == "regular")
         self.headers = headers
         self.planes = geometry.planes
         self.files = [headers[p.header_index].path for p in self.planes]
+        report = geometry.meta.get("spacing_report")
+        self.z_grid = None
+        if z_grid == "regular" and report and (report["uneven"] or report["missing_slices"]):
+            grid, lower, weight = regular_z_grid(geometry.meta["z_positions"], geometry.spacing_zyx[0])
+            self.z_grid = (lower, weight)
+            geometry.meta["stored_z_positions"] = geometry.meta["z_positions"]
+            geometry.meta["z_positions"] = [round(float(g), 6) for g in grid]
+            geometry.meta["z_grid"] = {"step_mm": geometry.spacing_zyx[0], "planes": len(grid),
+                                       "stored_slices": len(self.planes), "interpolation": "linear"}
 
         colour = ref.samples == 3 or ref.photometric == "PALETTE COLOR"
         channel_names = _COLOUR_NAMES if colour else [ref.modality or "intensity"]
@@ -98,7 +118,8 @@ class DicomImage(LazyImage):
         z_mm, y_mm, x_mm = geometry.spacing_zyx
         z_unit, y_unit, x_unit = geometry.units_zyx
         if volume:
-            shape = (len(channel_names), len(self.planes), ref.rows, ref.cols)
+            depth = len(self.z_grid[0]) if self.z_grid is not None else len(self.planes)
+            shape = (len(channel_names), depth, ref.rows, ref.cols)
             axes, spacing, units = "CZYX", (z_mm, y_mm, x_mm), (z_unit, y_unit, x_unit)
         else:
             shape = (len(channel_names), ref.rows, ref.cols)
@@ -137,6 +158,25 @@ class DicomImage(LazyImage):
         else:
             (c0, c1), (y0, y1), (x0, x1) = bounds
             z0, z1 = 0, 1
+        if self.z_grid is None:
+            out = self._read_planes((c0, c1), (z0, z1), (y0, y1), (x0, x1))
+            return out if self.axes == "CZYX" else out[:, 0]
+        # a regular grid over uneven slices: read the stored slices the planes lie between
+        lower, weight = self.z_grid[0][z0:z1], self.z_grid[1][z0:z1]
+        first, last = int(lower.min()), int(lower.max()) + (1 if weight.max() > 0 else 0)
+        stored = self._read_planes((c0, c1), (first, last + 1), (y0, y1), (x0, x1))
+        out = np.empty((c1 - c0, z1 - z0, y1 - y0, x1 - x0), dtype=np.float32)
+        for k, (i, w) in enumerate(zip(lower - first, weight)):
+            if w == 0.0:
+                out[:, k] = stored[:, i]
+            else:
+                np.add(stored[:, i] * np.float32(1.0 - w), stored[:, i + 1] * np.float32(w), out=out[:, k])
+        return out
+
+    def _read_planes(self, c: tuple[int, int], z: tuple[int, int], y: tuple[int, int],
+                     x: tuple[int, int]) -> np.ndarray:
+        """Stored planes z[0]:z[1] (rows y, columns x, channels c), rescaled: float32 (C, Z, Y, X)."""
+        (c0, c1), (z0, z1), (y0, y1), (x0, x1) = c, z, y, x
         out = np.empty((c1 - c0, z1 - z0, y1 - y0, x1 - x0), dtype=np.float32)
         indexed = list(enumerate(self.planes[z0:z1]))
         for header_index, group in itertools.groupby(indexed, key=lambda t: t[1].header_index):
@@ -155,7 +195,7 @@ class DicomImage(LazyImage):
                 else:
                     # fractional rescale in float64 then rounded once, as pydicom's apply_rescale
                     np.copyto(out[:, zi], values * plane.slope + plane.intercept, casting="unsafe")
-        return out if self.axes == "CZYX" else out[:, 0]
+        return out
 
 
 def _decode(header: DicomHeader, frames: list[int | None], rows: tuple[int, int],
@@ -262,7 +302,7 @@ def _series_listing(series: Sequence[SeriesInfo]) -> str:
     return "\n  ".join(s.summary() for s in series)
 
 
-def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
+def open_dicom(path_or_files, series: str | None = None, z_grid: str = "regular") -> DicomImage:
     """Open a DICOM series or file lazily (headers only).
 
     Args:
@@ -270,6 +310,9 @@ def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
             files, a single file, or a `SeriesInfo` from `index_dicom_files` (its
             parsed headers are reused, nothing is read again).
         series: the SeriesInstanceUID to open when the input holds several series.
+        z_grid: "regular" (default): slices at uneven positions are resampled onto a regular
+            grid at the median step (linear interpolation); "slices": the stored slices as
+            they are.
 
     Returns:
         `DicomImage`: `CZYX` (C, slices, rows, cols) for a series or multi-frame
@@ -286,7 +329,7 @@ def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
         if series is not None and series != info.uid:
             raise ImageReadError(info.files[0], f"series {series!r} requested, SeriesInfo is {info.uid}")
         source = os.path.commonpath(info.files) if len(info.files) > 1 else info.files[0]
-        return DicomImage(source, info.headers)
+        return DicomImage(source, info.headers, z_grid)
 
     if isinstance(path_or_files, (list, tuple)):
         files = [str(p) for p in path_or_files]
@@ -335,4 +378,4 @@ def open_dicom(path_or_files, series: str | None = None) -> DicomImage:
                              f"series=<SeriesInstanceUID>:\n  {_series_listing(found)}")
     else:
         info = found[0]
-    return DicomImage(source, info.headers)
+    return DicomImage(source, info.headers, z_grid)

@@ -5,7 +5,8 @@ Conventions (DICOM patient coordinates, LPS, millimetres):
 - slices are ordered by `dot(normal, ImagePositionPatient)` ascending (never by file
   name or InstanceNumber), so the volume's z index runs along +normal;
 - z spacing is the median step between neighbouring slices along the normal; missing
-  slices and uneven steps are reported (meta + `DicomGeometryWarning`), never resampled;
+  slices and uneven steps are reported (meta + `DicomGeometryWarning`) and not resampled
+  here (`regular_z_grid` gives the regular grid `dicom.DicomImage` reads them onto);
 - the affine maps a voxel index `(z, y, x, 1)` (the array order of `read()`) to LPS mm;
   its z column is the mean slice-to-slice displacement, so a gantry-tilted (sheared)
   stack keeps its shear.
@@ -121,12 +122,14 @@ def _spacing_report(steps: np.ndarray, typical: float) -> dict[str, Any]:
     }
 
 
-def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeometry:
+def series_geometry(headers: Sequence[DicomHeader], *, source: str, regular_z: bool = False) -> SeriesGeometry:
     """Order the planes of a series (one multi-frame file or single-frame slices) in space.
 
     Args:
         headers: one multi-frame file, or single-frame files of one series.
         source: path named in errors and warnings.
+        regular_z: the caller resamples uneven slices onto a regular grid (only the
+            warnings' wording depends on it).
 
     Returns:
         `SeriesGeometry` with planes ordered along +normal, spacing (z, y, x) in mm
@@ -216,13 +219,15 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
         typical = float(np.median(steps))
         report = _spacing_report(steps, typical)
         z_mm = typical
+        done = (f"resampled onto a regular {typical:.4g} mm grid (linear between the two nearest "
+                "slices; z_grid='slices' keeps the stored slices)" if regular_z
+                else "the volume is not resampled")
         if report["missing_slices"]:
             warn_at_caller(f"{source}: {report['missing_slices']} missing slice(s) "
-                  f"(gaps {report['gaps']}); the volume is not resampled")
+                  f"(gaps {report['gaps']}); {done}")
         if report["uneven"]:
             warn_at_caller(f"{source}: uneven slice spacing (steps {sorted(set(report['steps_mm']))} "
-                  f"mm, z spacing is the median {typical:.4g} mm); the volume is not "
-                  "resampled")
+                  f"mm, z spacing is the median {typical:.4g} mm); {done}")
         # mean displacement between neighbours; its angle to the normal is the gantry tilt
         displacement = (positions[-1] - positions[0]) / (dist[-1] - dist[0])
     else:
@@ -236,6 +241,28 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str) -> SeriesGeo
               "tilt); the affine keeps the shear, the volume is not resampled")
     units = ("mm",) + yx_units
     return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm), units, meta)
+
+
+def regular_z_grid(z_positions: Sequence[float], step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A regular grid from the first to the last slice at `step` mm, for slices at uneven
+    positions (mixed thickness, missing slices).
+
+    Args:
+        z_positions: increasing slice positions along the normal (mm), N of them.
+        step: grid step (mm), > 0.
+
+    Returns:
+        (grid positions (M,) mm, lower slice index (M,) int, weight (M,) float): grid plane k is
+        `(1 - w[k]) * slice[i[k]] + w[k] * slice[i[k] + 1]` (w = 0 on a stored slice; the last
+        grid plane may fall short of the last slice by less than one step).
+    """
+    z = np.asarray(z_positions, dtype=np.float64)
+    count = int(np.floor((z[-1] - z[0]) / step + 1e-6)) + 1
+    grid = z[0] + step * np.arange(count)
+    lower = np.clip(np.searchsorted(z, grid + _POSITION_TOL_MM, side="right") - 1, 0, len(z) - 2)
+    weight = np.clip((grid - z[lower]) / (z[lower + 1] - z[lower]), 0.0, 1.0)
+    weight[np.abs(grid - z[lower]) <= _POSITION_TOL_MM] = 0.0  # on a stored slice: that slice exactly
+    return grid, lower, weight
 
 
 def _affine_meta(orientation, origin, row_col_mm, displacement, z_mm) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A CSV (UTF-8, with or without the byte-order mark Excel writes) has a header with at least
 `path,label`; optional columns:
     split          train / test / val for every row (val rows are kept and ignored by the protocol)
-    z0,z1,y0,y1,x0,x1   a region (pixel indices, stop exclusive); empty cells mean the whole axis
+    z0,z1,y0,y1,x0,x1   a region (pixel indices, stop exclusive); empty cells mean the whole axis;
+                   indices of the volume `open_image` gives (a DICOM series with uneven or missing
+                   slices is on its regular grid: `meta["z_positions"]` has each plane's mm)
 Paths are relative to the CSV's folder (absolute paths work too) and may be any file
 `domainssl.open_image` reads (DICOM series folders, NIfTI, GeoTIFF, OME-TIFF/Zarr, PNG/JPEG).
 Rows whose cells are all empty are skipped; an empty path, label or split cell is an error.

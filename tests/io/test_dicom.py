@@ -43,10 +43,11 @@ def _raw_hu(path) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ge_series(shared_data):
+    # the stored slices as they are (z_grid="slices"); the default regular grid is tested below
     folder = shared_data / "dicom" / "ct_head_series_ge"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = open_image(folder)
+        image = open_image(folder, z_grid="slices")
     return folder, image, [str(w.message) for w in caught if issubclass(w.category, DicomGeometryWarning)]
 
 
@@ -96,6 +97,43 @@ def test_ge_head_ct_hu_values_match_pydicom(ge_series):
         ipp = np.array(headers[order[z]].ImagePositionPatient, dtype=float)
         expected_z = affine[:3, 3] + z * affine[:3, 0]
         np.testing.assert_allclose(expected_z, ipp, atol=1e-3)
+
+
+def test_ge_uneven_slices_are_resampled_onto_a_regular_grid(ge_series):
+    # 4 mm then 7 mm slices (one 1.08 mm step between): by default every z index is 4.002 mm from
+    # the next, each plane linear between the two stored slices around it, so a patch of N mm is
+    # N mm anywhere in the head and the affine holds for every index
+    folder, stored, _ = ge_series
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = open_image(folder)
+    assert any("resampled onto a regular 4.002 mm grid" in str(w.message) for w in caught)
+    z = np.array(image.meta["stored_z_positions"])
+    step = stored.spacing[0]
+    assert image.spacing == pytest.approx(stored.spacing)
+    grid = np.array(image.meta["z_positions"])
+    assert image.shape == (1, len(grid), 512, 512) and len(grid) == 1 + int((z[-1] - z[0]) // step) == 37
+    np.testing.assert_allclose(np.diff(grid), step, atol=1e-5)
+    assert image.meta["z_grid"] == {"step_mm": step, "planes": 37, "stored_slices": 28, "interpolation": "linear"}
+    raw, volume = stored.read()[0].astype(np.float64), image.read()[0].astype(np.float64)
+    for k in (0, 5, 13, 20, 36):
+        i = int(np.searchsorted(z, grid[k] + 1e-3)) - 1
+        w = (grid[k] - z[i]) / (z[i + 1] - z[i]) if abs(grid[k] - z[i]) > 1e-3 else 0.0
+        expected = raw[i] if w == 0 else (1 - w) * raw[i] + w * raw[i + 1]
+        np.testing.assert_allclose(volume[k], expected, atol=2e-3 * 2121)
+    np.testing.assert_array_equal(volume[:14], raw[:14])  # the evenly spaced part is the stored slices
+    # the affine maps a grid index onto the line through the stored slices' positions
+    affine = np.array(image.meta["affine"])
+    stored_affine = np.array(stored.meta["affine"])
+    np.testing.assert_allclose(affine, stored_affine, atol=1e-6)
+    np.testing.assert_allclose(np.dot(image.meta["slice_normal"], affine[:3, 3] + 20 * affine[:3, 0]), grid[20],
+                               atol=1e-3)
+    # a region read equals the full read, interpolated planes included
+    region = (ALL, slice(12, 19), slice(100, 196), slice(250, 346))
+    np.testing.assert_array_equal(image.read(region), image.read()[region])
+    assert pickle.loads(pickle.dumps(image)).read(region).shape == (1, 7, 96, 96)
+    with pytest.raises(ImageReadError, match="z_grid='grid'"):
+        open_image(folder, z_grid="grid")
 
 
 def test_ge_region_reads_equal_full_read(ge_series):
@@ -255,15 +293,23 @@ def test_oblique_series_spacing_and_affine(tmp_path):
     np.testing.assert_array_equal(image.read()[0], generated.hu)
 
 
-def test_missing_slice_is_reported_not_resampled(tmp_path):
+def test_missing_slice_is_reported_and_filled_between_its_neighbours(tmp_path):
     generated = factory.write_series(tmp_path, n=8, skip=[5], spacing=(2.0, 0.5, 0.5))
-    with pytest.warns(DicomGeometryWarning, match="1 missing slice"):
+    with pytest.warns(DicomGeometryWarning, match="1 missing slice.*resampled onto a regular 2 mm grid"):
         image = open_image(tmp_path)
     report = image.meta["spacing_report"]
     assert report["missing_slices"] == 1 and report["uneven"] is False
     assert report["gaps"] == [{"after_slice": 4, "missing": 1, "step_mm": pytest.approx(4.0, abs=1e-4)}]
-    assert image.shape[1] == 7 and image.spacing[0] == pytest.approx(2.0, abs=1e-5)
-    np.testing.assert_array_equal(image.read()[0], generated.hu)
+    # 8 planes 2 mm apart: the 6th (index 5), lost, is the mean of its neighbours
+    assert image.shape[1] == 8 and image.spacing[0] == pytest.approx(2.0, abs=1e-5)
+    hu = generated.hu.astype(np.float32)
+    volume = image.read()[0]
+    np.testing.assert_array_equal(volume[[0, 1, 2, 3, 4, 6, 7]], hu)
+    np.testing.assert_allclose(volume[5], (hu[4] + hu[5]) / 2, rtol=1e-6)
+    with pytest.warns(DicomGeometryWarning, match="1 missing slice.*not resampled"):
+        stored = open_image(tmp_path, z_grid="slices")
+    assert stored.shape[1] == 7
+    np.testing.assert_array_equal(stored.read()[0], generated.hu)
 
 
 def test_per_slice_rescale_and_regions(tmp_path):
