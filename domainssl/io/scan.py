@@ -132,12 +132,21 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
         return
     if not os.path.isdir(root):
         raise ImageReadError(root, "no such file or folder to scan")
-    for dirpath, dirnames, filenames in os.walk(root):
+    # Linked folders are followed (an archive assembled from links to several disks is common);
+    # each real folder is walked once, so a link back up the tree cannot loop.
+    walked = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         zarrs = [d for d in dirnames if looks_like_zarr(os.path.join(dirpath, d))]
         for d in zarrs:
             yield ScanTask("image", os.path.join(dirpath, d))
-        dirnames[:] = [d for d in dirnames if d not in zarrs and not d.startswith(".")]
+        keep = []
+        for d in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if d not in zarrs and not d.startswith(".") and real not in walked:
+                walked.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         dicom_files = []
         # one GeoTIFF per band of a scene: the band files are one image, the folder
         bands = {os.path.basename(path) for _, path in band_files(dirpath)} if any(

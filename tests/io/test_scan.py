@@ -200,3 +200,18 @@ def test_a_relative_root_is_recorded_as_absolute_paths(demo_archive, tmp_path, m
     monkeypatch.chdir(tmp_path)
     recs = _records(tmp_path / "m.jsonl")
     assert recs and all(os.path.isabs(r["path"]) and os.path.exists(r["path"]) for r in recs)
+
+
+def test_linked_folders_are_followed_once_without_looping(shared_data, tmp_path):
+    # an archive of links to folders on other disks: the linked folder's images are scanned, a
+    # link back up the tree (a loop) and a second link to the same folder are walked once
+    root = tmp_path / "archive"
+    (root / "real").mkdir(parents=True)
+    os.symlink(shared_data / "microscopy" / "neubias", root / "linked")
+    os.symlink(shared_data / "microscopy" / "neubias", root / "real" / "again")
+    os.symlink(root, root / "real" / "loop")
+    tasks = [os.path.relpath(t.path, root) for t in iter_tasks(root)]
+    assert len(tasks) == len(set(os.path.realpath(os.path.join(root, t)) for t in tasks))
+    neubias = sorted(p.name for p in (shared_data / "microscopy" / "neubias").iterdir()
+                     if p.suffix in (".tif", ".czi"))
+    assert sorted(os.path.basename(t) for t in tasks) == neubias and len(neubias) == 5
