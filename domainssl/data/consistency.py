@@ -18,7 +18,8 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
                       spatial_dims: int | None = None, formats: Sequence[str] | None = None):
     """Keep the records that can share one encoder; return (kept, {reason: count} dropped).
 
-    Filters by the requested channel names / spatial dims / formats, then keeps the largest
+    Leaves out the files beside a band folder's bands (a Sentinel-2 product's SCL, AOT, WVP,
+    TCI), filters by the requested channel names / spatial dims / formats, then keeps the largest
     group of equal (axes, channel_names): a mixed archive never silently feeds 4-band and
     13-band images into one model. With `channels`, images holding all of them are kept and
     read as those channels in that order (`select_channels`), whatever else they hold.
@@ -27,8 +28,17 @@ def select_consistent(records: list[dict], channels: Sequence[str] | None = None
         channels = [channels]
     dropped: Counter = Counter()
     kept = []
+    # a GeoTIFF record that is a folder is a band folder (one file per band of a scene)
+    band_folders = {str(r["path"]) for r in records
+                    if r.get("format") == "geotiff" and r.get("path") and os.path.isdir(str(r["path"]))}
     for rec in records:
-        if formats and rec["format"] not in formats:
+        if band_folders and str(rec.get("path")) not in band_folders \
+                and os.path.dirname(str(rec.get("path"))) in band_folders:
+            # a scene's scene-class map, aerosol, water vapour or true-colour file beside its
+            # bands: each alone outnumbers the one band-folder image, and would win the majority
+            dropped["files beside a band folder's bands (scene classes, aerosol, true colour, ...): "
+                    "not bands of the scene; point data.root at them to train on them"] += 1
+        elif formats and rec["format"] not in formats:
             dropped[f"format {rec['format']} not in {list(formats)}"] += 1
         elif spatial_dims and len(rec["axes"]) - 1 != spatial_dims:
             dropped[f"axes {rec['axes']} are not {spatial_dims}-D"] += 1

@@ -87,3 +87,20 @@ def test_images_smaller_than_the_patch_are_reported():
     assert "small.tif along y: 60 px where the patch has 64 px" not in (oversized_patch_message([tile], [64], "px") or "")
     assert "small.tif along y: 50 px where the patch has 64 px" in oversized_patch_message(
         [{**tile, "shape": [1, 50, 200]}], [64], "px")
+
+
+def test_files_beside_a_band_folders_bands_do_not_outvote_it(shared_data, tmp_path):
+    # a Sentinel-2 product folder: the 12 band files are one image; AOT, SCL and WVP (one band
+    # each, all named B1) outnumbered it and the encoder trained on scene classes and aerosol
+    from domainssl.io.scan import read_manifest, scan_archive
+
+    folder = shared_data / "geotiff" / "s2_l2a_T29RKH_20200219_cogs"
+    scan_archive(folder, tmp_path / "m.jsonl", jobs=0)
+    records = list(read_manifest(tmp_path / "m.jsonl"))
+    assert len(records) == 5
+    kept, dropped = select_consistent(records)
+    assert [r["path"] for r in kept] == [str(folder)] and len(kept[0]["channel_names"]) == 12
+    assert list(dropped.values()) == [4] and "beside a band folder" in next(iter(dropped))
+    # one of them, asked for on its own, is an image like any other
+    scan_archive(folder / "SCL.tif", tmp_path / "s.jsonl", jobs=0)
+    assert len(select_consistent(list(read_manifest(tmp_path / "s.jsonl")))[0]) == 1
