@@ -101,8 +101,8 @@ class PatchDataModule(L.LightningDataModule):
         self.seed, self.stats_path, self.stats_patches = int(seed), stats, int(stats_patches)
         self.work_dir = Path(work_dir) if work_dir else None
         self.scan_jobs = scan_jobs
-        self.transform, self.collate_fn = transform, collate_fn
         self.dataset: PatchDataset | None = None
+        self.transform, self.collate_fn = transform, collate_fn
         self.records: list[dict] = []
         self.dropped: dict = {}
         self.rejected = 0
@@ -158,6 +158,18 @@ class PatchDataModule(L.LightningDataModule):
         plain.close_all()
         self.dataset = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
                                     self.target_shape, transform=self.transform)
+
+    @property
+    def transform(self) -> Callable | None:
+        """The per-sample transform applied in the loader's workers (views need `stats`, known
+        only after `setup`: setting it then reaches the dataset that setup built)."""
+        return self._transform
+
+    @transform.setter
+    def transform(self, value: Callable | None) -> None:
+        self._transform = value
+        if self.dataset is not None:
+            self.dataset.transform = value
 
     # -- facts for views, models and the encoder card ------------------------
     @property

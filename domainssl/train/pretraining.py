@@ -224,8 +224,7 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         batch_views = generator
     else:
         generator = build_views_from_recipe(views_kw, **common)
-        dm.transform = generator
-        dm.dataset.transform = generator  # the dataset was built during setup, before the views
+        dm.transform = generator  # reaches the dataset setup built (the views need its stats)
         dm.collate_fn = collate_views
         batch_views = None
     plan = generator.plan

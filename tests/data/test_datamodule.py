@@ -30,6 +30,20 @@ def test_datamodule_on_mixed_archive(demo_archive, tmp_path):
     assert batches[0]["image"].shape == (8, 4, 32, 32) and batches[0]["image"].dtype == torch.float32
 
 
+def test_a_transform_set_after_setup_reaches_the_batches(demo_archive, tmp_path):
+    # views need the archive statistics, known only after setup: set then, they must be used
+    from domainssl.transforms import build_views
+    from domainssl.transforms.collate import collate_views
+
+    dm = PatchDataModule(root=demo_archive["tiles"], patch_size=[32, 32], batch_size=4,
+                         work_dir=str(tmp_path), scan_jobs=0, stats_patches=8)
+    dm.setup()
+    dm.transform = build_views("multispectral", "two_view", 2, channel_names=dm.channel_names, stats=dm.stats)
+    dm.collate_fn = collate_views
+    batch = next(iter(dm.train_dataloader()))
+    assert len(batch["views"]) == 2 and batch["views"][0].shape == (4, 4, 224, 224)  # the preset's size
+
+
 def test_too_few_patches_for_a_batch_is_explained(demo_archive, tmp_path):
     dm = PatchDataModule(root=demo_archive["tiles"], patch_size=[16, 16], batch_size=64,
                          work_dir=str(tmp_path), scan_jobs=0, stats_patches=4)
