@@ -152,6 +152,24 @@ class SSLMethod(L.LightningModule):
 
     # ----------------------------------------------------------------- schedules
     @property
+    def schedule_step(self) -> int:
+        """Optimiser updates done so far: where the weight-decay, momentum and teacher-temperature
+        schedules stand. Under a Trainer, its global_step. In a hand-written loop, set it before
+        each update's `compute_loss` (`method.schedule_step = step`), or the schedules stay at
+        their start (BYOL/MoCo/DINO momentum, DINO's temperature warm-up)."""
+        if self._trainer is not None:
+            return int(self.trainer.global_step)
+        return int(self.__dict__.get("_manual_step", 0))
+
+    @schedule_step.setter
+    def schedule_step(self, step: int) -> None:
+        if self._trainer is not None:
+            raise ValueError("schedule_step follows the Trainer's global_step while a Trainer is attached")
+        if int(step) < 0:
+            raise ValueError(f"schedule_step must be >= 0, got {step}")
+        self.__dict__["_manual_step"] = int(step)
+
+    @property
     def total_steps(self) -> int:
         """Length of the schedules in optimiser steps."""
         if self.hparams.max_steps:
@@ -187,7 +205,7 @@ class SSLMethod(L.LightningModule):
         wd_end = self.hparams.weight_decay_end
         if wd_end is None:
             return
-        wd = cosine_schedule(self.global_step, self.total_steps, self.hparams.weight_decay, wd_end)
+        wd = cosine_schedule(self.schedule_step, self.total_steps, self.hparams.weight_decay, wd_end)
         for opt in self.trainer.optimizers:
             for group in opt.param_groups:
                 if group.get("apply_wd"):

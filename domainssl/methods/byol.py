@@ -36,7 +36,7 @@ class BYOL(SSLMethod):
                 "proj_dim": self.hparams.proj_dim}
 
     def current_momentum(self) -> float:
-        return cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
+        return cosine_momentum(self.schedule_step, self.total_steps, self.hparams.momentum_start,
                                self.hparams.momentum_end)
 
     def compute_loss(self, views):

@@ -75,16 +75,16 @@ class DINO(SSLMethod):
         student_out = torch.cat(student).view(len(views), b, -1)
         with torch.no_grad():
             teacher_out = self.teacher_head(self.teacher_encoder(globals_)).view(g, b, -1)
-        loss = self.criterion(student_out, teacher_out, self.global_step,
+        loss = self.criterion(student_out, teacher_out, self.schedule_step,
                               update_center=self.training)
         return loss, feats[:b]
 
     def on_after_backward(self) -> None:
-        if self.global_step < self.hparams.freeze_last_layer_steps:
+        if self.schedule_step < self.hparams.freeze_last_layer_steps:
             self.head.last_layer.weight.grad = None
 
     def momentum_update(self) -> None:
-        m = cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
+        m = cosine_momentum(self.schedule_step, self.total_steps, self.hparams.momentum_start,
                             self.hparams.momentum_end)
         self.ema_step(m)
 

@@ -75,7 +75,7 @@ class MoCoV3(SSLMethod):
         return loss, feats[:b]
 
     def momentum_update(self) -> None:
-        m = cosine_momentum(self.global_step, self.total_steps, self.hparams.momentum_start,
+        m = cosine_momentum(self.schedule_step, self.total_steps, self.hparams.momentum_start,
                             self.hparams.momentum_end)
         self.ema_step(m)
 

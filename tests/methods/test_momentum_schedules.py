@@ -136,3 +136,35 @@ def test_each_momentum_method_moves_every_target_tensor_by_its_ema(name):
             torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
         for t, o in zip(target.buffers(), online.buffers()):
             assert torch.equal(t, o)
+
+
+def test_a_hand_written_loop_moves_the_schedules_by_schedule_step():
+    # without a Trainer the step is the loop's: set it, and BYOL's momentum reaches its end and
+    # DINO's teacher temperature warms up (both stayed at step 0 before)
+    from domainssl.methods import build_method
+    from domainssl.models import build_encoder
+
+    def enc():
+        return build_encoder("vit2d_tiny", 1, 2, (16, 16), patch_size=8, embed_dim=24, depth=1, num_heads=2)
+
+    byol = build_method("byol", enc(), max_steps=10, momentum_start=0.9, momentum_end=1.0,
+                        proj_hidden_dim=16, pred_hidden_dim=16, proj_dim=8)
+    assert byol.schedule_step == 0 and byol.current_momentum() == pytest.approx(0.9)
+    byol.schedule_step = 5
+    assert byol.current_momentum() == pytest.approx(cosine_momentum(5, 10, 0.9, 1.0)) and 0.9 < byol.current_momentum() < 1
+    byol.schedule_step = 10
+    assert byol.current_momentum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        byol.schedule_step = -1
+
+    dino = build_method("dino", enc(), max_steps=10, out_dim=32, hidden_dim=16, bottleneck_dim=8,
+                        warmup_teacher_temp=0.02, teacher_temp=0.06, warmup_teacher_temp_steps=4,
+                        num_global_crops=2)
+    seen = []
+    temperature = dino.criterion.teacher_temperature
+    dino.criterion.teacher_temperature = lambda step: seen.append(step) or temperature(step)
+    views = [torch.randn(2, 1, 16, 16) for _ in range(2)]
+    for step in range(3):
+        dino.schedule_step = step
+        dino.compute_loss(views)
+    assert seen == [0, 1, 2] and temperature(2) == pytest.approx(0.04)
