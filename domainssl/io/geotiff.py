@@ -115,6 +115,7 @@ class _FileInfo:
         self.crs = ds.crs
         self.transform = ds.transform
         self.descriptions = list(ds.descriptions)
+        self.colour = [c.name for c in ds.colorinterp]  # "red", "green", "blue", "alpha", "gray", ...
         self.nodatavals = list(ds.nodatavals)
         self.scales = list(ds.scales)
         self.offsets = list(ds.offsets)
@@ -344,13 +345,18 @@ class GeoTiffImage(LazyImage):
                                    info.nodatavals)
 
     def _channel_names(self, infos: list[_FileInfo]) -> list[str]:
-        """Band descriptions; else the file stem for single-band files in a list; else B1..Bn."""
+        """Band descriptions; else R, G, B (A) for a file whose bands are colour-interpreted as
+        red, green, blue (alpha), as colour images are named everywhere (RGB-only views need it);
+        else the file stem for single-band files in a list; else B1..Bn."""
         names = []
         for fi, band in self._band_map:
             info = infos[fi]
             desc = info.descriptions[band - 1]
+            rgb = info.colour in (["red", "green", "blue"], ["red", "green", "blue", "alpha"])
             if desc:
                 names.append(desc)
+            elif rgb and not any(info.descriptions):
+                names.append("RGBA"[band - 1])
             elif len(infos) > 1 and info.count == 1:
                 names.append(Path(info.path).name.split(".")[0])
             elif len(infos) > 1:

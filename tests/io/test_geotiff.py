@@ -102,7 +102,10 @@ def test_band_files_on_different_grids(geo):
 def test_landsat_striped_rgb_with_nodata(geo):
     path = geo / "landsat" / "rasterio_RGB.byte.tif"
     img = open_image(path)
-    assert img.shape == (3, 718, 791) and img.channel_names == ["B1", "B2", "B3"]
+    assert img.shape == (3, 718, 791) and img.channel_names == ["R", "G", "B"]  # colour-interpreted red, green, blue
+    from domainssl.transforms import is_rgb
+
+    assert is_rgb(img.channel_names)  # the rgb preset's colour jitter and grey-scale accept it
     assert img.meta["tiled"] is False and img.meta["crs"] == "EPSG:32618"
     # rasterio's res is (x, y); spacing is (y, x)
     assert img.spacing == pytest.approx((300.041782729805, 300.0379266750948))
