@@ -49,7 +49,24 @@ class ReportSkippedReads:
         return batch
 
 
-class PatchDataModule(L.LightningDataModule):
+class TransformReachesDataset:
+    """`transform`: the per-sample transform applied in the loader's workers. Views need the
+    statistics, known only once the dataset is built: setting it then reaches that dataset."""
+
+    dataset = None
+
+    @property
+    def transform(self) -> Callable | None:
+        return self.__dict__.get("_transform")
+
+    @transform.setter
+    def transform(self, value: Callable | None) -> None:
+        self.__dict__["_transform"] = value
+        if self.dataset is not None:
+            self.dataset.transform = value
+
+
+class PatchDataModule(TransformReachesDataset, L.LightningDataModule):
     """Patches from an archive for SSL pretraining.
 
     Args:
@@ -158,18 +175,6 @@ class PatchDataModule(L.LightningDataModule):
         plain.close_all()
         self.dataset = PatchDataset(self.records, self._sampler(), self.patches_per_image, self.seed,
                                     self.target_shape, transform=self.transform)
-
-    @property
-    def transform(self) -> Callable | None:
-        """The per-sample transform applied in the loader's workers (views need `stats`, known
-        only after `setup`: setting it then reaches the dataset that setup built)."""
-        return self._transform
-
-    @transform.setter
-    def transform(self, value: Callable | None) -> None:
-        self._transform = value
-        if self.dataset is not None:
-            self.dataset.transform = value
 
     # -- facts for views, models and the encoder card ------------------------
     @property

@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.datamodule import TransformReachesDataset
 from ..data.dataset import EPOCH_STRIDE, EpochSampler, collate_samples, loader_generator
 from ..data.stats import compute_stats
 
@@ -41,7 +42,7 @@ class ArraySamples(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
 
-class ArrayDataModule(L.LightningDataModule):
+class ArrayDataModule(TransformReachesDataset, L.LightningDataModule):
     """In-memory images `(N, C, *S)` as a pretraining data module (whole images are the patches).
 
     Args:
@@ -62,7 +63,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.images, self.name = images, name
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.dataset = ArraySamples(images, channel_names, spacing or [1.0] * dims, units or ["px"] * dims)
-        self.transform: Callable | None = None
+        self.transform = None
         self.collate_fn: Callable | None = None
         self.patch_size = list(images.shape[2:])
         self.patch_unit = "px"
