@@ -4,6 +4,7 @@
 Names are re-exported lazily so that `import domainssl` does not import torch.
 
     enc = load_encoder("ENCODER_DIR")                    # eval mode, enc.card
+    x = prepare_input(enc, image)                        # (C, *S) data units -> (in_chans, *input_size)
     labeled = load_labeled("labels.csv")                 # CSV path,label[,split] or folder per class
     rows, meta = compare_encoders("ENCODER_DIR", labeled.with_split(), shots=[1, 5, 10], seeds=5)
 """
@@ -23,6 +24,7 @@ _EXPORTS = {
     "load_labeled": "labeled",
     "from_arrays": "labeled",
     "LabeledSet": "labeled",
+    "prepare_input": "preprocess",
     "load_shared_set": "labeled_sets",
     "run_fewshot": "fewshot",
     "Candidate": "fewshot",

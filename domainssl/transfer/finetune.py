@@ -55,19 +55,91 @@ def _augment(x):
     return x
 
 
-def finetune_predict(encoder, train_inputs, train_y: np.ndarray, test_inputs, num_classes: int, *,
+def _labels(train_y, n: int, num_classes: int | None) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """(class indices (N,), head size, label value per index or None when the labels are indices).
+
+    Integer labels with `num_classes` are class indices (0 .. num_classes - 1). Other labels
+    (strings, floats, or integers without `num_classes`) are encoded as `linear_probe` and
+    `knn_predict` (scikit-learn) encode them: the sorted distinct values are the classes.
+    """
+    from .probes import _need_two_classes
+
+    y = np.asarray(train_y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"fine-tuning: train_y must hold one label per training input ({n}), got shape {y.shape}")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 2):
+        raise ValueError(f"fine-tuning: num_classes must be an integer >= 2 or None, got {num_classes!r}")
+    try:
+        classes = np.unique(y)
+    except TypeError:
+        raise ValueError("fine-tuning: train_y mixes label types (e.g. numbers and text); give labels "
+                         "of one type") from None
+    _need_two_classes(y, "fine-tuning")
+    if y.dtype.kind in "iu" and num_classes is not None:
+        bad = classes[(classes < 0) | (classes >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"fine-tuning: labels {bad[:10].tolist()} are not class indices 0..{num_classes - 1} of "
+                f"num_classes={num_classes}; pass num_classes={int(classes.max()) + 1} when the labels are "
+                "class indices, or num_classes=None to encode the label values as linear_probe does")
+        return y.astype(np.int64), int(num_classes), None
+    if num_classes is not None and num_classes < len(classes):
+        raise ValueError(f"fine-tuning: train_y has {len(classes)} distinct labels {classes[:10].tolist()}, "
+                         f"more than num_classes={num_classes}; pass num_classes={len(classes)} or None")
+    return np.searchsorted(classes, y).astype(np.int64), len(classes), classes
+
+
+def _inputs(x, what: str, dtype):
+    """(N, C, *S) float tensor of `dtype` from a torch tensor or a numeric array."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"fine-tuning: {what} must be a numeric array or tensor (N, C, *S), got "
+                             f"dtype {arr.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(arr))
+    if x.ndim not in (4, 5):
+        raise ValueError(f"fine-tuning: {what} must be (N, C, Y, X) or (N, C, Z, Y, X), got shape {tuple(x.shape)}")
+    return x.to(dtype)
+
+
+def finetune_predict(encoder, train_inputs, train_y, test_inputs, num_classes: int | None = None, *,
                      steps: int = 100, batch_size: int = 32, lr: float = 1e-4, head_lr: float = 1e-2,
                      layer_decay: float = 0.75, weight_decay: float = 0.05, seed: int = 0,
                      augment: bool = True, device="cpu", eval_batch_size: int = 256) -> np.ndarray:
     """Fine-tune a copy of `encoder` plus a linear head on the train inputs; predict the test inputs.
 
-    train_inputs: (N, C, *S) tensor, train_y: (N,) ints, test_inputs: (M, C, *S).
-    Returns (M,) predicted labels. The given encoder is not modified.
+    train_inputs: (N, C, *S), test_inputs: (M, C, *S), torch tensors or numpy arrays (cast to
+    the encoder's dtype). train_y: (N,) labels, as `linear_probe` / `knn_predict` take them:
+    integer class indices 0..num_classes-1 when `num_classes` is given; otherwise (and for text
+    or other labels) the sorted distinct values are the classes (`num_classes`, if given, must
+    be at least their number). Training labels need at least two classes.
+    Returns (M,) predicted labels, in the labels' own values. The given encoder is not modified.
+
+    Raises:
+        ValueError: labels that do not fit the inputs or `num_classes`, one class, inputs that
+            are not (N, C, *S) arrays, or test inputs with another channel count.
     """
     import torch
     from torch import nn
 
     from ..methods.optim import fused_adamw_available
+
+    if int(steps) < 1 or int(batch_size) < 1 or int(eval_batch_size) < 1:
+        raise ValueError(f"fine-tuning: steps, batch_size and eval_batch_size must be >= 1, got "
+                         f"{steps}, {batch_size}, {eval_batch_size}")
+    param = next(encoder.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    train_inputs = _inputs(train_inputs, "train_inputs", dtype)
+    test_inputs = _inputs(test_inputs, "test_inputs", dtype)
+    if len(train_inputs) == 0:
+        raise ValueError("fine-tuning: no training inputs")
+    if tuple(test_inputs.shape[1:2]) != tuple(train_inputs.shape[1:2]) or test_inputs.ndim != train_inputs.ndim:
+        raise ValueError(f"fine-tuning: test_inputs of shape {tuple(test_inputs.shape)} do not match "
+                         f"train_inputs of shape {tuple(train_inputs.shape)} (same channels and spatial dims)")
+    y_idx, num_classes, classes = _labels(train_y, len(train_inputs), num_classes)
 
     torch.manual_seed(seed)
     enc = copy.deepcopy(encoder).to(device).train()
@@ -77,7 +149,7 @@ def finetune_predict(encoder, train_inputs, train_y: np.ndarray, test_inputs, nu
                             fused=fused_adamw_available(torch.device(device)) or None)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                 total_steps=steps, pct_start=0.1)
-    y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
+    y = torch.from_numpy(y_idx)
     gen = torch.Generator().manual_seed(seed)
     n = len(train_inputs)
     bs = min(batch_size, n)
@@ -98,8 +170,9 @@ def finetune_predict(encoder, train_inputs, train_y: np.ndarray, test_inputs, nu
         opt.step()
         sched.step()
     enc.eval()
-    preds = []
+    preds = [torch.zeros(0, dtype=torch.long)]
     with torch.no_grad():
         for start in range(0, len(test_inputs), eval_batch_size):
             preds.append(head(enc(test_inputs[start:start + eval_batch_size].to(device))).argmax(1).cpu())
-    return torch.cat(preds).numpy()
+    pred = torch.cat(preds).numpy()
+    return pred if classes is None else classes[pred]

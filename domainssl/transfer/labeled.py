@@ -5,7 +5,9 @@ A CSV (UTF-8, with or without the byte-order mark Excel writes) has a header wit
     split          train / test / val for every row (val rows are kept and ignored by the protocol)
     z0,z1,y0,y1,x0,x1   a region (pixel indices, stop exclusive); empty cells mean the whole axis;
                    indices of the volume `open_image` gives (a DICOM series with uneven or missing
-                   slices is on its regular grid: `meta["z_positions"]` has each plane's mm)
+                   slices is on its regular grid: `meta["z_positions"]` has each plane's mm);
+                   a region must lie inside its image (0 <= start < stop <= size), else the
+                   error names the line, file, region and image shape
 Paths are relative to the CSV's folder (absolute paths work too) and may be any file
 `domainssl.open_image` reads (DICOM series folders, NIfTI, GeoTIFF, OME-TIFF/Zarr, PNG/JPEG).
 Rows whose cells are all empty are skipped; an empty path, label or split cell is an error.
@@ -65,7 +67,9 @@ class LabeledSet:
     Attributes:
         name: a short name for reports.
         num_items: number of images.
-        get_image: `i -> float32 array (C, Y, X) or (C, Z, Y, X)` in the data's own units.
+        get_image: `i -> float32 array (C, Y, X) or (C, Z, Y, X)` in the data's own units;
+            pixels the reader marks invalid (`read_mask`: GeoTIFF nodata, GDAL masks) are NaN,
+            which preprocessing fills as the pretraining views do.
         labels: int array (N,), indices into `class_names`.
         class_names: class name per label index.
         split: str array (N,) of "train" / "val" / "test", or None when no split is fixed yet.
@@ -154,21 +158,86 @@ def stratified_split(labels: Sequence[int], test_fraction: float = 0.3, seed: in
     return split.astype(str)
 
 
+def _array_layout(shape: tuple[int, ...], spatial_dims: int | None,
+                  channel_names: Sequence[str] | None, name: str) -> tuple[int, bool]:
+    """(spatial dims, whether the array lacks a channel axis) of an image array `(N, ...)`;
+    the rule is `from_arrays`'s docstring."""
+    ndim = len(shape)
+    forms = "(N, C, Y, X), (N, Y, X), (N, C, Z, Y, X) or (N, Z, Y, X)"
+    if spatial_dims is not None:
+        if spatial_dims not in (2, 3):
+            raise LabeledDataError(f"{name}: spatial_dims must be 2 or 3, got {spatial_dims!r}")
+        if ndim == spatial_dims + 2:
+            return spatial_dims, False
+        if ndim == spatial_dims + 1:
+            return spatial_dims, True
+        raise LabeledDataError(
+            f"{name}: images of shape {shape} are not {spatial_dims}D images: with spatial_dims="
+            f"{spatial_dims} give (N, C, {'Z, ' if spatial_dims == 3 else ''}Y, X) or "
+            f"(N, {'Z, ' if spatial_dims == 3 else ''}Y, X) for one channel")
+    if ndim == 3:
+        return 2, True  # (N, Y, X): no 1D images, so the second axis is spatial
+    if ndim == 5:
+        return 3, False  # (N, C, Z, Y, X): no 4D images
+    if ndim != 4:
+        raise LabeledDataError(f"{name}: expected images {forms}, found shape {shape}")
+    if channel_names is not None and len(channel_names) == shape[1]:
+        return 2, False
+    if channel_names is not None and len(channel_names) == 1:
+        return 3, True
+    if channel_names is None and shape[1] == 1:
+        return 2, False  # (N, 1, Y, X): one channel (a volume of one plane is no volume)
+    if channel_names is not None:
+        raise LabeledDataError(
+            f"{name}: {len(channel_names)} channel names {list(channel_names)} fit neither reading of "
+            f"images of shape {shape}: (N, C, Y, X) with C = {shape[1]} channels, or one-channel "
+            f"(N, Z, Y, X) volumes; give {shape[1]} names or 1")
+    raise LabeledDataError(
+        f"{name}: images of shape {shape} are ambiguous: {shape[1]} channels of {shape[2]}x{shape[3]} 2D "
+        f"images (N, C, Y, X), or one-channel {shape[1]}x{shape[2]}x{shape[3]} volumes (N, Z, Y, X). "
+        f"Pass spatial_dims=2 (or channel_names with {shape[1]} names) for the first, spatial_dims=3 "
+        "(or images[:, None]) for the second")
+
+
 def from_arrays(images: np.ndarray, labels: Sequence, *, class_names: Sequence[str] | None = None,
                 split: Sequence[str] | None = None, channel_names: Sequence[str] | None = None,
-                spacing=None, units=None, name: str = "arrays", info: dict | None = None) -> LabeledSet:
-    """A labeled set from an array `(N, C, *S)` (or `(N, *S)` for one channel) and labels."""
+                spacing=None, units=None, spatial_dims: int | None = None, name: str = "arrays",
+                info: dict | None = None) -> LabeledSet:
+    """A labeled set from an image array and labels.
+
+    Which axes are channels, by the array's number of dims (N images first):
+        (N, Y, X)              2D, one channel.
+        (N, C, Z, Y, X)        3D, C channels.
+        (N, C, Y, X) or (N, Z, Y, X)   decided by `spatial_dims` (2: C channels of 2D images;
+                               3: one-channel volumes), else by `channel_names` (as many names as
+                               the second axis: channels; one name: a one-channel volume), else a
+                               second axis of 1 is one channel; anything else is ambiguous and
+                               refused with a message saying what to pass.
+    With `spatial_dims`, an array of spatial_dims + 1 dims is one channel, of spatial_dims + 2
+    dims has channels. Images are stored as `(N, C, *S)` either way.
+
+    Args:
+        labels: (N,) class values; without `class_names` the sorted distinct values become the
+            classes (`class_names` str of them), with it they are indices into it.
+        channel_names: one per channel (default c0, c1, ...); spacing, units: per spatial axis.
+
+    Raises:
+        LabeledDataError: labels do not match the images, or the layout is ambiguous or invalid.
+    """
     images = np.asarray(images)
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images):
         raise LabeledDataError(f"{name}: {len(images)} images but labels of shape {labels.shape}")
+    dims, no_channel_axis = _array_layout(images.shape, spatial_dims, channel_names, name)
+    if no_channel_axis:
+        images = images[:, None]
+    if channel_names is not None and len(channel_names) != images.shape[1]:
+        raise LabeledDataError(f"{name}: {len(channel_names)} channel names {list(channel_names)} for "
+                               f"images with {images.shape[1]} channel(s), shape {images.shape} (N, C, *S)")
     if class_names is None:
         values = sorted(set(labels.tolist()))
         class_names = [str(v) for v in values]
         labels = np.array([values.index(v) for v in labels.tolist()])
-    dims = images.ndim - 2
-    if dims not in (2, 3):
-        raise LabeledDataError(f"{name}: expected images (N, C, Y, X) or (N, C, Z, Y, X), found {images.shape}")
     chans = channel_names or [f"c{i}" for i in range(images.shape[1])]
     fingerprint = f"{name}:{images.shape}:{images.dtype}:{hashlib.sha1(np.ascontiguousarray(images)).hexdigest()[:16]}"
     return LabeledSet(name=name, num_items=len(images), get_image=lambda i: images[i].astype(np.float32),
@@ -178,17 +247,74 @@ def from_arrays(images: np.ndarray, labels: Sequence, *, class_names: Sequence[s
                       fingerprint=fingerprint, info=dict(info or {}))
 
 
-def _region(row: dict, ndim: int, where: str) -> tuple[slice, ...]:
-    names = REGION_COLUMNS[-2 * (ndim - 1):]  # (y, x) or (z, y, x) pairs
-    sl = [slice(None)]  # all channels
+def _region_bounds(row: dict, names: Sequence[str]) -> list[tuple[int | None, int | None]]:
+    """(start, stop) per spatial axis from a CSV row's region cells; None where a cell is empty."""
+    bounds = []
     for a in range(0, len(names), 2):
-        lo, hi = (row.get(names[a]) or "").strip(), (row.get(names[a + 1]) or "").strip()
+        cells = [(row.get(n) or "").strip() for n in names[a:a + 2]]
         try:
-            sl.append(slice(int(lo) if lo else None, int(hi) if hi else None))
+            bounds.append(tuple(int(c) if c else None for c in cells))
         except ValueError:
-            raise LabeledDataError(f"{where}: region columns {names[a]},{names[a + 1]} must be integers, "
-                                   f"found {lo!r},{hi!r}") from None
-    return tuple(sl)
+            raise LabeledDataError(f"region columns {names[a]},{names[a + 1]} must be integers, "
+                                   f"found {cells[0]!r},{cells[1]!r}") from None
+    return bounds
+
+
+def region_problem(bounds, spatial_shape: Sequence[int], names: Sequence[str]) -> str | None:
+    """Why a region does not lie inside an image of `spatial_shape`, or None when it does.
+
+    A region must satisfy 0 <= start < stop <= size on every axis: reads clip silently, so a
+    region partly outside the image would be cut and then stretched to the encoder's input size.
+    """
+    for (lo, hi), size, axis in zip(bounds, spatial_shape, names[::2]):
+        axis = axis[0]
+        start, stop = (0 if lo is None else lo), (size if hi is None else hi)
+        if not 0 <= start < stop <= size:
+            return (f"{axis}0={start}, {axis}1={stop} is not inside the image's {axis} axis of {size} pixels "
+                    f"(need 0 <= {axis}0 < {axis}1 <= {size})")
+    return None
+
+
+def _check_regions(csv_path, rows: Sequence[dict], lines: Sequence[int], paths: Sequence[str],
+                   image_of: Callable[[str, str], Any]) -> int:
+    """Check every row's region (`z0,z1,y0,y1,x0,x1` cells) against its image's shape.
+
+    `image_of(path, where)` gives the opened image of a row (`load_csv` passes the images it has
+    opened; `preprocess.check_regions` opens headers). Rows without region cells are skipped.
+    Returns the number of regions checked.
+
+    Raises:
+        LabeledDataError: naming the CSV line, the file, the region and the image's shape.
+    """
+    checked = 0
+    for row, line, path in zip(rows, lines, paths):
+        if not any(row.get(c) for c in REGION_COLUMNS):
+            continue
+        where = f"{csv_path}, line {line}"
+        image = image_of(path, where)
+        spatial = tuple(image.shape[1:])
+        names = REGION_COLUMNS[-2 * len(spatial):]
+        try:
+            problem = region_problem(_region_bounds(row, names), spatial, names)
+        except LabeledDataError as exc:
+            raise LabeledDataError(f"{where}: {exc}") from None
+        if problem:
+            region = ",".join(f"{n}={row.get(n) or ''}" for n in names)
+            raise LabeledDataError(
+                f"{where}: region {region} of {path}: {problem}; the image is {image.shape} "
+                f"({image.axes}). Fix the region columns (pixel indices, stop exclusive; "
+                "leave both cells of an axis empty for the whole axis)")
+        checked += 1
+    return checked
+
+
+def _region(row: dict, ndim: int, where: str) -> tuple[slice, ...]:
+    """The read region of a CSV row: all channels, then (start, stop) per spatial axis."""
+    try:
+        bounds = _region_bounds(row, REGION_COLUMNS[-2 * (ndim - 1):])  # (y, x) or (z, y, x) pairs
+    except LabeledDataError as exc:
+        raise LabeledDataError(f"{where}: {exc}") from None
+    return (slice(None),) + tuple(slice(lo, hi) for lo, hi in bounds)
 
 
 def label_name(text) -> str:
@@ -263,7 +389,10 @@ def _warn_mixed_spacing(images: list, where: str) -> None:
 
 
 def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str] | None,
-                regions: list[dict] | None, where: str, info: dict | None = None) -> LabeledSet:
+                regions: list[dict] | None, where: str, info: dict | None = None,
+                lines: list[int] | None = None) -> LabeledSet:
+    """A set of image files. `regions`: the CSV rows (region cells) or None; `lines`: their line
+    numbers in the CSV `where` (regions are then checked against each image's shape)."""
     from ..io import ImageReadError, open_image
 
     labels = [label_name(lab) for lab in labels]
@@ -283,6 +412,10 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
             raise LabeledDataError(
                 f"{where}: {img.path} has shape {img.shape} ({img.axes}), {first.path} has {first.shape} "
                 f"({first.axes}); all labeled images need the same channels and spatial dims")
+    if regions is not None:
+        # reads clip regions silently: one outside its image would be cut and then stretched
+        _check_regions(where, regions, lines if lines is not None else [i + 2 for i in range(len(paths))],
+                       paths, lambda p, _where: opened[p])
     orders = _channel_orders(images, where)
     _warn_mixed_spacing(images, where)
     region = [(_region(r, len(first.shape), where) if r else None) for r in (regions or [None] * len(paths))]
@@ -294,9 +427,14 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
     dims = 2 if slices else first.spatial_dims
 
     def get_image(i: int) -> np.ndarray:
-        arr = images[i].read(region[i])
+        arr = images[i].read(region[i]).astype(np.float32)
+        # the reader's nodata (GeoTIFF nodata, GDAL masks) becomes NaN, so that preprocessing
+        # fills it as the pretraining views fill masked pixels (read after `read`: same region)
+        mask = images[i].read_mask(region[i])
+        if mask is not None and not mask.all():
+            arr[:, ~mask] = np.nan
         arr = arr if orders[i] is None else arr[orders[i]]
-        return (arr[:, 0] if slices else arr).astype(np.float32)
+        return arr[:, 0] if slices else arr
 
     split = None
     if splits is not None:
@@ -308,7 +446,7 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
     h = hashlib.sha1()
     # how the images are read (channel order, 2D slices) and labelled: a feature cache written
     # under other rules must not be reused
-    h.update(f"orders={orders}|slices={slices}|classes={class_names}\n".encode())
+    h.update(f"orders={orders}|slices={slices}|classes={class_names}|nodata=nan\n".encode())
     for p, r in zip(paths, region):
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}|{r}\n".encode())
@@ -344,13 +482,19 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[dict], list[int]]:
     return fields, rows, lines
 
 
+def _csv_paths(csv_path: Path, rows: list[dict]) -> list[str]:
+    """Each row's image path: relative paths are relative to the CSV's folder."""
+    return [str(p if Path(p).is_absolute() else csv_path.parent / p) for p in (r["path"] for r in rows)]
+
+
 def load_csv(csv_path) -> LabeledSet:
     """Read a labels CSV (`path,label[,split][,z0,z1,y0,y1,x0,x1]`, paths relative to the CSV).
 
     Raises:
         LabeledDataError: no path/label header, no rows, an empty path, label or (with a split
-            column) split cell, fewer than two classes, or an unreadable image; the message names
-            the lines.
+            column) split cell, fewer than two classes, an unreadable image, or a region that
+            does not lie inside its image (0 <= start < stop <= size on every axis; the message
+            names the line, the file, the region and the image's shape).
     """
     csv_path = Path(csv_path)
     try:
@@ -370,10 +514,10 @@ def load_csv(csv_path) -> LabeledSet:
         _need_cells(csv_path, rows, lines, "split", "give every row train, val or test, or delete the split "
                     "column for a random stratified split")
         splits = [r["split"].lower() for r in rows]
-    paths = [str(p if Path(p).is_absolute() else csv_path.parent / p) for p in (r["path"] for r in rows)]
+    paths = _csv_paths(csv_path, rows)
     has_region = any(c in fields for c in REGION_COLUMNS)
     return _from_paths(csv_path.stem, paths, [r["label"] for r in rows], splits,
-                       rows if has_region else None, str(csv_path))
+                       rows if has_region else None, str(csv_path), lines=lines)
 
 
 def _not_an_image(entry: Path) -> bool:

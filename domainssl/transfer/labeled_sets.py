@@ -123,15 +123,10 @@ def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
     A CSV's region columns are checked against each image's shape first: reads clip regions
     silently, so one outside its image would otherwise fail deep in preprocessing, or be stretched.
     """
-    from pathlib import Path
-
     from .labeled import load_labeled
-    from .preprocess import check_regions
 
     spec = str(spec)
     if spec.startswith("shared:"):
         return load_shared_set(spec.split(":", 1)[1])
-    labeled = load_labeled(spec)
-    if Path(spec).is_file():
-        check_regions(spec)
+    labeled = load_labeled(spec)  # a CSV's regions are checked as it loads
     return labeled.with_split(test_fraction, split_seed)

@@ -4,7 +4,9 @@
 count, spatial dims, spacing, value scale) and fixes how every image is mapped to the encoder's
 input; `prepare_inputs(labeled, spec)` applies it and returns one float32 tensor. Values are
 normalised by the same `domainssl.transforms.Normaliser` the pretraining views used, with the
-card's configuration and archive statistics, so transfer sees what pretraining saw.
+card's configuration and archive statistics, and invalid pixels (NaN, inf, a reader's nodata)
+are filled as the views fill them, so transfer sees what pretraining saw.
+`prepare_input(encoder, array)` does all of it for one's own arrays (one image or a batch).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .card import CardMismatchError, check_spatial, check_value_range, resolve_channels
-from .labeled import REGION_COLUMNS, LabeledDataError, LabeledSet
+from .labeled import (REGION_COLUMNS, LabeledDataError, LabeledSet, _check_regions, _csv_paths,  # noqa: F401
+                      _read_rows, region_problem)  # region_problem: re-exported, it lived here
 from .progress import Progress
 
 NORMALIZATION_SOURCES = ("card", "data")
@@ -73,7 +76,9 @@ def labeled_stats(labeled: LabeledSet, indices: Sequence[int], channel_idx: Sequ
         indices = np.random.default_rng(seed).choice(indices, max_items, replace=False)
     acc = ChannelStats(channel_names, reservoir=50_000, seed=seed)
     for i in indices:
-        acc.update(_image(labeled, int(i))[list(channel_idx)])
+        image = _image(labeled, int(i))[list(channel_idx)]
+        valid = np.isfinite(image).all(0)  # as the views: a pixel invalid in one channel is invalid
+        acc.update(image, None if valid.all() else valid)
     return acc.result()
 
 
@@ -151,21 +156,29 @@ def _fit(x, size: Sequence[int], mode: str):
     return out
 
 
-def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
+def to_input(image: np.ndarray, spec: InputSpec, normaliser=None, mask: np.ndarray | None = None):
     """One image `(C, *S)` in data units -> float32 tensor `(in_chans, *input_size)`.
 
-    Order as in the pretraining views: fit the normalisation on the image, resample, then apply
-    it (an affine map commutes with interpolation); non-finite values become 0.
+    Order as in the pretraining views (`domainssl.transforms.ViewGenerator`, the same code):
+    fit the normalisation on the valid pixels, fill invalid pixels (NaN or inf in any channel,
+    or False in `mask`, `(*S)` bool, True = valid) with the value that normalises to 0, resample,
+    then apply the normalisation (an affine map commutes with interpolation).
     """
     import torch
     import torch.nn.functional as F
 
+    from ..transforms.views import _valid_mask
+
     normaliser = normaliser or spec.normaliser()
     x = torch.from_numpy(np.ascontiguousarray(image[list(spec.channel_idx)], dtype=np.float32))
-    finite = torch.isfinite(x)
-    valid = finite.all(0) if not bool(finite.all()) else None
+    if mask is not None and tuple(np.shape(mask)) != tuple(x.shape[1:]):
+        raise ValueError(f"mask of shape {tuple(np.shape(mask))} for an image of shape {tuple(image.shape)}; "
+                         "give one bool per pixel (*S), True = valid")
+    valid = _valid_mask(x, mask)
     a, b = normaliser.fit(x[None], None if valid is None else valid[None])
-    x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    if valid is not None:  # invalid pixels take the value that normalises to 0, as in pretraining
+        fill = normaliser.fill_values(a, b)[0].to(x.dtype)
+        x = torch.where(valid[None], x, fill.reshape((-1,) + (1,) * (x.ndim - 1)))
     if spec.zoom:
         new = [max(1, round(s * z)) for s, z in zip(x.shape[1:], spec.zoom)]
         x = F.interpolate(x[None], size=new, mode="bilinear" if x.ndim == 3 else "trilinear",
@@ -186,39 +199,12 @@ def to_input(image: np.ndarray, spec: InputSpec, normaliser=None):
     return normaliser.apply(x[None], a, b)[0].contiguous()
 
 
-def _region_bounds(row: dict, names: Sequence[str]) -> list[tuple[int | None, int | None]]:
-    """(start, stop) per spatial axis from a CSV row's region cells; None where a cell is empty."""
-    bounds = []
-    for a in range(0, len(names), 2):
-        cells = [(row.get(n) or "").strip() for n in names[a:a + 2]]
-        try:
-            bounds.append(tuple(int(c) if c else None for c in cells))
-        except ValueError:
-            raise LabeledDataError(f"region columns {names[a]},{names[a + 1]} must be integers, "
-                                   f"found {cells[0]!r},{cells[1]!r}") from None
-    return bounds
-
-
-def region_problem(bounds, spatial_shape: Sequence[int], names: Sequence[str]) -> str | None:
-    """Why a region does not lie inside an image of `spatial_shape`, or None when it does.
-
-    A region must satisfy 0 <= start < stop <= size on every axis: reads clip silently, so a
-    region partly outside the image would be cut and then stretched to the encoder's input size.
-    """
-    for (lo, hi), size, axis in zip(bounds, spatial_shape, names[::2]):
-        axis = axis[0]
-        start, stop = (0 if lo is None else lo), (size if hi is None else hi)
-        if not 0 <= start < stop <= size:
-            return (f"{axis}0={start}, {axis}1={stop} is not inside the image's {axis} axis of {size} pixels "
-                    f"(need 0 <= {axis}0 < {axis}1 <= {size})")
-    return None
-
-
 def check_regions(csv_path) -> int:
     """Check that every region of a labels CSV (`z0,z1,y0,y1,x0,x1` columns) lies inside its image.
 
     Opens the header of each image whose row has a region (cheap; no pixels are read). Returns
-    the number of regions checked.
+    the number of regions checked. `load_csv` (so `load_labeled`) runs the same check on the
+    images it opens; this one is for a CSV that is not loaded.
 
     Raises:
         LabeledDataError: naming the CSV line, the file, the region and the image's shape.
@@ -226,40 +212,22 @@ def check_regions(csv_path) -> int:
     from pathlib import Path
 
     from ..io import ImageReadError, open_image
-    from .labeled import _read_rows
 
     csv_path = Path(csv_path)
-    checked = 0
     fields, rows, lines = _read_rows(csv_path)  # as load_csv reads it (byte-order mark and all)
-    opened: dict = {}  # rows cropping one volume open it once
     if not any(c in fields for c in REGION_COLUMNS) or "path" not in fields:
         return 0
-    for row, line in zip(rows, lines):
-        if not any(row.get(c) for c in REGION_COLUMNS):
-            continue
-        where = f"{csv_path}, line {line}"
-        path = Path(row["path"])
-        path = path if path.is_absolute() else csv_path.parent / path
-        try:
-            if str(path) not in opened:
-                opened[str(path)] = open_image(str(path))
-            image = opened[str(path)]
-        except ImageReadError as exc:
-            raise LabeledDataError(f"{where}: {exc}") from exc
-        spatial = tuple(image.shape[1:])
-        names = REGION_COLUMNS[-2 * len(spatial):]
-        try:
-            problem = region_problem(_region_bounds(row, names), spatial, names)
-        except LabeledDataError as exc:
-            raise LabeledDataError(f"{where}: {exc}") from None
-        if problem:
-            region = ",".join(f"{n}={row.get(n) or ''}" for n in names)
-            raise LabeledDataError(
-                f"{where}: region {region} of {path}: {problem}; the image is {image.shape} "
-                f"({image.axes}). Fix the region columns (pixel indices, stop exclusive; "
-                "leave both cells of an axis empty for the whole axis)")
-        checked += 1
-    return checked
+    opened: dict = {}  # rows cropping one volume open it once
+
+    def image_of(path: str, where: str):
+        if path not in opened:
+            try:
+                opened[path] = open_image(path)
+            except ImageReadError as exc:
+                raise LabeledDataError(f"{where}: {exc}") from exc
+        return opened[path]
+
+    return _check_regions(csv_path, rows, lines, _csv_paths(csv_path, rows), image_of)
 
 
 def _image(labeled: LabeledSet, i: int) -> np.ndarray:
@@ -288,3 +256,109 @@ def prepare_inputs(labeled: LabeledSet, spec: InputSpec, indices: Sequence[int] 
         bar.update()
     bar.close()
     return out
+
+
+def _card_of(card_or_encoder) -> dict:
+    """The card of an encoder card dict, a loaded encoder (`.card`) or an encoder directory."""
+    import os
+
+    from .card import read_card
+
+    if isinstance(card_or_encoder, dict):
+        return card_or_encoder
+    card = getattr(card_or_encoder, "card", None)
+    if isinstance(card, dict):
+        return card
+    if isinstance(card_or_encoder, (str, os.PathLike)):
+        return read_card(card_or_encoder)
+    raise TypeError(f"card_or_encoder must be an encoder card (dict), an encoder from load_encoder "
+                    f"(with .card) or an encoder directory, got {type(card_or_encoder).__name__}")
+
+
+def prepare_input(card_or_encoder, array, *, spacing: Sequence[float] | None = None,
+                  units: Sequence[str] | None = None, channel_names: Sequence[str] | None = None,
+                  channel_map=None, mask=None, resize: str | None = None, check_values: bool = True):
+    """Apply an encoder card's preprocessing to one's own arrays, as `domainssl probe` does.
+
+    Channels are put in the card's order, resampled to the card's spacing when both sides have
+    physical spacing, normalised with the card's normalisation and archive statistics (the
+    pretraining views' code) and fitted to the card's input size; invalid pixels (NaN, inf, or
+    False in `mask`) get the value that normalises to 0, as in pretraining.
+
+        enc = domainssl.load_encoder("ENC")
+        x = prepare_input(enc, image)              # (C, Y, X) in data units -> (in_chans, *input_size)
+        features = enc(x[None])                    # (1, embed_dim)
+
+    Args:
+        card_or_encoder: the encoder from `load_encoder`, its card (dict) or the encoder directory.
+        array: one image `(C, *S)` or a batch `(N, C, *S)` in the data's units (the units of the
+            card's statistics, e.g. HU, reflectance), numpy or torch; `(*S)` for one channel.
+            S has the card's spatial dims (2: Y, X; 3: Z, Y, X).
+        spacing: pixel size per spatial axis (z, y, x order), in `units` (default: the card's
+            units). With the card's physical spacing the image is resampled to it and centre
+            cropped / zero padded to the input size ("crop"); without, it is interpolated to the
+            input size ("resize").
+        units: per spatial axis, e.g. ["mm", "mm"].
+        channel_names: the array's channel names, matched to the card's by name (any order);
+            default: the card's names, i.e. the channels are taken to be in the card's order.
+        channel_map: data channel indices in the encoder's order, or {encoder_name: data_name},
+            when the names differ (see `card.resolve_channels`).
+        mask: `(*S)` or `(N, *S)` bool, True = valid pixel (e.g. a reader's `read_mask`).
+        resize: "resize" or "crop", to override the default above.
+        check_values: refuse data whose channel means sit far outside the pretraining statistics
+            (another unit scale); the message says how to rescale.
+
+    Returns:
+        float32 torch tensor `(in_chans, *input_size)` for one image, `(N, in_chans, *input_size)`
+        for a batch (in_chans counts the card's CT windows).
+
+    Raises:
+        CardMismatchError: channels, spatial dims or value scale do not fit the card.
+        ValueError: an array or mask of another shape.
+    """
+    import torch
+
+    card = _card_of(card_or_encoder)
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    dims = int(card["spatial_dims"])
+    z = "Z, " if dims == 3 else ""
+    shapes = f"(C, {z}Y, X), (N, C, {z}Y, X) or ({z}Y, X)"
+    if array.ndim not in (dims, dims + 1, dims + 2):
+        raise ValueError(f"array of shape {array.shape} for a {dims}D encoder; give {shapes}")
+    single = array.ndim < dims + 2
+    batch = array[None] if single else array
+    if batch.ndim == dims + 1:  # (1, *S): one channel
+        batch = batch[:, None]
+    n = batch.shape[0]
+    if mask is not None:
+        given = np.shape(mask)
+        mask = np.asarray(mask, dtype=bool)
+        mask = mask[None] if mask.ndim == dims else mask
+        if mask.shape != (n, *batch.shape[2:]):
+            raise ValueError(f"mask of shape {given} for an array of shape {array.shape}; give "
+                             f"one bool per pixel, {tuple(batch.shape[2:])} (or with N first), True = valid")
+    if channel_names is None:
+        names = [str(c) for c in card["channel_names"]]
+        channel_names = names if len(names) == batch.shape[1] else [f"c{i}" for i in range(batch.shape[1])]
+    elif len(channel_names) != batch.shape[1]:
+        raise ValueError(f"{len(channel_names)} channel names {list(channel_names)} for an array with "
+                         f"{batch.shape[1]} channel(s), shape {array.shape}")
+    if spacing is None and units is not None:
+        raise ValueError(f"units {list(units)} without spacing; give the pixel size per spatial axis "
+                         "(spacing=...) with them, or neither")
+    if spacing is not None:
+        spacing = [float(s) for s in np.ravel(spacing)]
+        if len(spacing) != dims:
+            raise ValueError(f"spacing {spacing} has {len(spacing)} values; give one per spatial axis ({dims})")
+        units = list(units) if units is not None else list(card.get("units") or ["px"] * dims)
+    labeled = LabeledSet(name="array", num_items=n, get_image=lambda i: batch[i].astype(np.float32),
+                         labels=np.zeros(n, int), class_names=["unlabeled"],
+                         channel_names=[str(c) for c in channel_names], spatial_dims=dims,
+                         spacing=spacing, units=None if units is None else [str(u) for u in units])
+    spec = make_input_spec(card, labeled, channel_map=channel_map, resize=resize, check_values=check_values)
+    normaliser = spec.normaliser()
+    out = torch.stack([to_input(_image(labeled, i), spec, normaliser, None if mask is None else mask[i])
+                       for i in range(n)])
+    return out[0] if single else out

@@ -68,7 +68,7 @@ def test_stratified_split_is_seeded_and_stratified():
 
 def test_from_arrays_maps_label_values(striped):
     images, labels = striped
-    ds = from_arrays(images, labels * 5 + 3)
+    ds = from_arrays(images, labels * 5 + 3, spatial_dims=2)
     assert ds.class_names == ["3", "8"] and set(ds.labels) == {0, 1}
     with pytest.raises(LabeledDataError, match="labels of shape"):
         from_arrays(images, labels[:-1])
