@@ -16,32 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ..units import normalize_unit
 from .errors import ImageReadError
 from .axis_roles import read_by_roles
 from .image import LazyImage, time_index
 
-# Spelling variants of length units in OME-XML, ImageJ and NGFF metadata -> short form.
-_UNIT_ALIASES = {
-    "µm": "µm", "um": "µm", "micron": "µm", "microns": "µm", "micrometer": "µm",
-    "micrometre": "µm", "\\u00b5m": "µm", "\u03bcm": "µm",
-    "nm": "nm", "nanometer": "nm", "nanometre": "nm",
-    "mm": "mm", "millimeter": "mm", "millimetre": "mm",
-    "cm": "cm", "centimeter": "cm", "m": "m", "meter": "m", "metre": "m",
-    "å": "Å", "angstrom": "Å", "pixel": "px", "pixels": "px", "px": "px",
-}
-
 # TIFF ResolutionUnit -> (unit, factor to that unit per resolution unit)
 _RESUNIT_TO_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # centimetre, millimetre, micrometre (last two non-standard)
-
-
-def normalize_unit(unit: Any) -> str | None:
-    """Short unit name ("µm", "nm", "mm", ...) for a metadata spelling, or None when unknown."""
-    if unit is None:
-        return None
-    text = str(unit).strip()
-    if not text:
-        return None
-    return _UNIT_ALIASES.get(text.lower(), text)
 
 
 @contextmanager

@@ -168,8 +168,8 @@ class ViTEncoder(TokenEncoder):
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *S) -> (B, G * N, D) tokens with positions (and group embedding) added."""
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"encoder expects {self.in_chans} channels, got input {tuple(x.shape)}")
+        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_chans:
+            raise ValueError(self.input_problem(x.shape))  # only ints on the happy path (compile)
         grid = grid_shape(x.shape[2:], self.patch_size)
         if self.channel_groups is None:
             t = self.patch_embed(x).flatten(2).transpose(1, 2)
@@ -179,6 +179,32 @@ class ViTEncoder(TokenEncoder):
                          for emb, g in zip(self.patch_embed, self.channel_groups)], dim=1)
         t = t + self.pos_table(grid, t.dtype).unsqueeze(1) + self.group_embed.to(t.dtype)
         return t.flatten(1, 2)
+
+    def input_problem(self, shape: Sequence[int]) -> str | None:
+        """What is wrong with an input of `shape` for this encoder (dims, batch axis, channels), or
+        None. Checked before the patch embedding, whose own error would name neither."""
+        shape = tuple(int(s) for s in shape)
+        d, c = self.spatial_dims, self.in_chans
+        axes = "(B, C, Z, Y, X)" if d == 3 else "(B, C, Y, X)"
+        if len(shape) == d + 2:
+            if shape[1] != c:
+                return (f"{self.arch} encoder expects {c} channels on axis 1 of {axes}, got {shape[1]} in "
+                        f"an input of shape {shape}")
+            return None
+        head = f"{self.arch} encoder is {d}D and expects a batch {axes} ({d + 2} dims), got {len(shape)} dims {shape}"
+        if len(shape) == d + 1 and shape[0] == c and not (d == 3 and shape[1] == c):
+            return f"{head}: the input lacks the batch axis; add it, e.g. x[None] or x.unsqueeze(0)"
+        if d == 3 and len(shape) == 4:
+            one = (" (or, for a single volume (C, Z, Y, X), add the batch axis: x[None])"
+                   if shape[0] == c else "")
+            return (f"{head}: this looks like a 2D batch (B, C, Y, X); give volumes (B, C, Z, Y, X), or use "
+                    f"a 2D encoder for 2D images{one}")
+        if d == 2 and len(shape) == 5:
+            return (f"{head}: this looks like a 3D batch (B, C, Z, Y, X); give 2D images, e.g. one z plane "
+                    "x[:, :, z], or use a 3D encoder (vit3d_*) for volumes")
+        if len(shape) == d + 1 and c == 1:
+            return f"{head}: for a batch of single-channel images add the channel axis, e.g. x[:, None]"
+        return head
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, K, D) -> (B, 1 + K, D): class token prepended, transformer blocks, final norm."""

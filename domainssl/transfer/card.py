@@ -8,13 +8,18 @@ Card keys (schema version `CARD_VERSION`):
     arch, build           architecture name and the keyword arguments that rebuild it
                           (`domainssl.models.build_encoder(**card["build"])`)
     spatial_dims          2 or 3
-    in_chans              number of encoder input channels (a multiple of len(channel_names))
+    in_chans              number of encoder input channels: len(channel_names), times the number
+                          of CT windows in normalization mode "window", times the slab depth of a
+                          2.5D encoder (2D views of 3D data with views.slice_channels > 1, read
+                          from build.channel_names); `channel_count_problem` checks it
     channel_names         the data channels the encoder expects, in order (before normalisation;
                           CT windows turn one data channel into several encoder channels;
                           `encoder_input_names(card)` names each encoder channel)
     input_size            one int per spatial axis (pixels / voxels) seen in pretraining
     patch_size            ViT patch size per spatial axis, or null for CNNs
     spacing, units        physical size of one input pixel per spatial axis, and its units
+                          (length units m, cm, mm, µm, nm, ... are converted when comparing;
+                          "px" means no physical scale)
     normalization         the pretraining views' normalisation: the fields of
                           `domainssl.transforms.NormaliseConfig` (mode none | rule | zscore |
                           stats_range | percentile | window, scale, offset, low, high, windows,
@@ -32,10 +37,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..jsonable import jsonable
+from ..units import length_in_metres
+from ..units import normalize_unit as short_unit
 
 CARD_VERSION = 1
 CARD_FILE = "encoder.json"
@@ -62,6 +70,11 @@ class CardError(ValueError):
 
 class CardMismatchError(ValueError):
     """Data that does not fit the encoder card (channels, spatial dims, spacing, value range)."""
+
+
+class CardMismatchWarning(UserWarning):
+    """Data that can be used with the encoder but cannot be fully checked against its card
+    (e.g. a physical scale that cannot be compared)."""
 
 
 # -- reading and writing ------------------------------------------------------------------------
@@ -107,15 +120,81 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
     if not isinstance(norm, dict) or norm.get("mode") not in NORMALIZATION_MODES:
         raise CardError(f"{where}: normalization.mode must be one of {NORMALIZATION_MODES}, found "
                         f"{norm.get('mode') if isinstance(norm, dict) else norm!r}")
-    if card["in_chans"] % max(len(card["channel_names"]), 1):
-        raise CardError(f"{where}: in_chans={card['in_chans']} is not a multiple of the "
-                        f"{len(card['channel_names'])} channel_names")
+    problem = channel_count_problem(card["in_chans"], card["channel_names"], norm, slab_depth(card))
+    if problem:
+        raise CardError(f"{where}: {problem}")
     stats = norm.get("stats") or {}
     for key in _STATS_NEEDED.get(norm["mode"], ()):
         if len(stats.get(key) or ()) != len(stats.get("channel_names") or ()) or \
                 not set(card["channel_names"]) <= set(stats.get("channel_names") or ()):
             raise CardError(f"{where}: normalization mode {norm['mode']} needs stats.{key} for every "
                             f"channel {card['channel_names']}")
+
+
+def window_count(normalization: dict[str, Any] | None) -> int:
+    """Encoder channels per data channel: the number of CT windows in mode "window" (one window,
+    `NormaliseConfig`'s default, when the card lists none), else 1."""
+    norm = normalization or {}
+    if norm.get("mode") != "window":
+        return 1
+    return len(norm.get("windows") or ()) or 1
+
+
+def _view_channel_names(names: Sequence[str], normalization: dict[str, Any] | None) -> list[str]:
+    """The views' channel names for these (data or slab) channels, as
+    `domainssl.transforms.plan.ViewPlan.output_channel_names` makes them."""
+    norm = normalization or {}
+    if norm.get("mode") != "window":
+        return [str(n) for n in names]
+    from ..transforms.config import window_channel_names
+
+    return window_channel_names([str(n) for n in names], norm.get("windows") or [(40.0, 400.0)])
+
+
+def slab_depth(card: dict[str, Any]) -> int:
+    """Adjacent slices stacked as channels by a 2.5D encoder (2D views cut from 3D data with
+    views.slice_channels > 1), read from the encoder's own input names (`build.channel_names`,
+    e.g. "CT@z-1", "CT@z+0", "CT@z+1"); 1 for every other encoder."""
+    build_names = (card.get("build") or {}).get("channel_names")
+    names = [str(n) for n in card.get("channel_names") or ()]
+    per = window_count(card.get("normalization")) * len(names)
+    in_chans = int(card.get("in_chans") or 0)
+    if not build_names or len(build_names) != in_chans or not per or in_chans % per or in_chans == per:
+        return 1
+    from ..transforms.spatial import slab_channel_names
+
+    depth = in_chans // per
+    for axis in range(3):
+        if _view_channel_names(slab_channel_names(names, depth, axis), card.get("normalization")) == \
+                [str(b) for b in build_names]:
+            return depth
+    return 1
+
+
+def channel_count_problem(in_chans, channel_names, normalization: dict[str, Any] | None,
+                          slabs: int = 1) -> str | None:
+    """Why `in_chans` cannot be the encoder channels of these data channels, or None.
+
+    The encoder takes one channel per data channel, or in mode "window" one per data channel and
+    CT window (window minor, `encoder_input_names`), times `slabs` adjacent slices for a 2.5D
+    encoder (`slab_depth`): in_chans == len(channel_names) * windows * slabs.
+    """
+    names = list(channel_names or ())
+    per = window_count(normalization)
+    want = len(names) * per * slabs
+    if int(in_chans) == want:
+        return None
+    slab = f" x {slabs} stacked slices" if slabs > 1 else ""
+    if per > 1 or (normalization or {}).get("mode") == "window":
+        rule = (f"normalization mode window with {per} CT window(s) turns each data channel into {per} "
+                f"encoder channels, so in_chans must be {len(names)} x {per}{slab} = {want}")
+    else:
+        rule = (f"normalization mode {(normalization or {}).get('mode', 'none')} gives one encoder channel "
+                f"per data channel{slab}, so in_chans must be {want}")
+    return (f"the encoder takes in_chans={int(in_chans)} input channels but channel_names has {len(names)} "
+            f"{names} ({rule}); give one channel name per data channel the encoder was pretrained on "
+            f"(or, for CT windows, the windows in normalization.windows), or export an encoder built with "
+            f"in_chans={want}")
 
 
 def stats_vector(card: dict[str, Any], key: str) -> list[float] | None:
@@ -212,8 +291,12 @@ def render_readme(card: dict[str, Any]) -> str:
 def encoder_input_names(card: dict[str, Any]) -> list[str]:
     """One name per encoder input channel (`in_chans` of them): the data channel names, or for
     CT windows (one data channel -> several encoder channels) "NAME[L<level>,W<width>]", window
-    minor, the order `domainssl.transforms.ct_windows` stacks them in."""
+    minor, the order `domainssl.transforms.ct_windows` stacks them in; a 2.5D encoder's slab
+    channels ("NAME@z-1", ...) as its views named them."""
     names = [str(n) for n in card["channel_names"]]
+    slabs = slab_depth(card)
+    if slabs > 1:
+        return [str(n) for n in card["build"]["channel_names"]]
     per = int(card["in_chans"]) // max(len(names), 1)
     windows = (card.get("normalization") or {}).get("windows") or []
     if per > 1 and len(windows) == per:
@@ -349,13 +432,25 @@ def resolve_channels(card: dict[str, Any], data_channel_names: Sequence[str],
         f"{len(enc_names)} channels {enc_names}; encoder channels {missing} are not in the data. {how}")
 
 
+def normalize_unit(unit) -> str:
+    """Short form of a unit spelling (`domainssl.units.normalize_unit`), "px" for no unit."""
+    return short_unit(unit) or "px"
+
+
+def _no_scale(units) -> bool:
+    return not units or all(normalize_unit(u) == "px" for u in units)
+
+
 def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[float] | None = None,
                   units: Sequence[str] | None = None, tolerance: float = 0.1) -> list[float] | None:
     """Check spatial dims and spacing against the card.
 
-    Returns the zoom factor per spatial axis (data spacing / card spacing) that resamples the data
-    to the encoder's spacing, or None when the spacings are not comparable (pixel units on either
-    side, different units) or already within `tolerance` (relative).
+    Returns the zoom factor per spatial axis (data spacing / card spacing, both converted to
+    metres for length units: 1000 nm data against a 0.5 µm card is a zoom of 2) that resamples
+    the data to the encoder's spacing, or None when the spacings are already within `tolerance`
+    (relative) or cannot be compared. A card without a physical scale (pixel units) has nothing
+    to check. A physical card against data whose scale cannot be compared to it (pixel units, no
+    spacing, degrees against metres) warns (`CardMismatchWarning`) and returns None.
 
     Raises:
         CardMismatchError: a 2D encoder given 3D data or the reverse.
@@ -366,16 +461,51 @@ def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[flo
             f"(input size {card['input_size']}); use a {spatial_dims}D encoder, or for 3D data and a 2D "
             "encoder give one z plane per row in a labels CSV with region columns (z0,z1 with "
             "z1 = z0 + 1: the rows are then 2D slices)")
-    if not spacing or not card.get("spacing") or not units or not card.get("units"):
+    card_spacing, card_units = card.get("spacing"), card.get("units")
+    if not card_spacing or _no_scale(card_units):
+        return None  # the encoder was pretrained without a physical scale: nothing to compare
+    card_text = " x ".join(f"{float(s):g} {normalize_unit(u)}" for s, u in zip(card_spacing, card_units))
+    how = (f"Resample the data to the encoder's spacing ({card_text}) yourself, or give the data's "
+           "physical spacing (e.g. an image format that stores it: OME-TIFF, NIfTI, DICOM, GeoTIFF) "
+           "so that it can be checked and resampled")
+    if not spacing or not units or len(spacing) != len(card_spacing) or len(units) != len(card_units):
+        _warn_scale(f"the data has no physical spacing (spacing {_listed(spacing)}, units {_listed(units)}) "
+                    f"while the encoder was pretrained at {card_text}; the physical scale cannot be "
+                    f"checked. {how}")
         return None
-    if any(u in ("px", "", None) for u in list(units) + list(card["units"])):
+    zoom, unmatched = [], []
+    for axis, (s, u, c, cu) in enumerate(zip(spacing, units, card_spacing, card_units)):
+        nu, ncu = normalize_unit(u), normalize_unit(cu)
+        if nu == ncu and nu != "px":
+            factor = 1.0
+        else:
+            m, cm = length_in_metres(nu), length_in_metres(ncu)
+            if m is None or cm is None:
+                unmatched.append(f"axis {axis}: data {float(s):g} {nu}, encoder {float(c):g} {ncu}")
+                continue
+            factor = m / cm
+        zoom.append(float(f"{float(s) * factor / float(c):.12g}"))  # 1e-3 mm / 0.5 µm is 2, not 2.0000000000000004
+    if unmatched:
+        metres = [length_in_metres(u) for u in card_units]
+        if any(normalize_unit(u) in ("deg", "degree", "degrees") for u in units) and None not in metres:
+            x_m, y_m = (float(card_spacing[i]) * metres[i] for i in (-1, 0))
+            how = ("Reproject the data to a projected coordinate system in metres at the encoder's "
+                   f"spacing (e.g. `gdalwarp -t_srs EPSG:<UTM zone> -tr {x_m:g} {y_m:g}` for {card_text}), "
+                   "or resample it yourself")
+        _warn_scale("the data's spacing units cannot be compared with the encoder's ("
+                    + "; ".join(unmatched) + "); the physical scale cannot be checked. " + how)
         return None
-    if list(units) != list(card["units"]):
-        return None
-    zoom = [float(s) / float(c) for s, c in zip(spacing, card["spacing"])]
     if all(abs(z - 1.0) <= tolerance for z in zoom):
         return None
     return zoom
+
+
+def _listed(value) -> str:
+    return "none" if value is None else str(list(value))
+
+
+def _warn_scale(text: str) -> None:
+    warnings.warn(text, CardMismatchWarning, stacklevel=3)
 
 
 def _one_signed(card: dict[str, Any]) -> list[bool]:

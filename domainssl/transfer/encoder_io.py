@@ -4,7 +4,10 @@
     feats = enc(x)                                # (B, embed_dim)
 
 The loaded module checks its input (a `(B, C, *S)` tensor with the card's channel count; another
-float dtype is cast to the weights' dtype) and says what it expected instead of a layer's error.
+float dtype is cast to the weights' dtype), in `forward` and in `forward_tokens` where the encoder
+has patch tokens, and says what it expected instead of a layer's error. Loading checks the card
+against what it loads: the weights file's sha256 (when the card records it) and the built
+encoder's in_chans, embed_dim, spatial_dims, input_size and patch_size.
 
 2D timm encoders are written with timm's own key names, so timm alone can load the file:
 
@@ -17,13 +20,16 @@ float dtype is cast to the weights' dtype) and says what it expected instead of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .card import (CARD_VERSION, WEIGHTS_FILE, CardError, read_card, write_card)
+from .card import (CARD_FILE, CARD_VERSION, WEIGHTS_FILE, CardError, channel_count_problem,
+                   encoder_input_names, read_card, slab_depth, window_count, write_card)
 
 
 class WeightsMismatchError(RuntimeError):
@@ -60,6 +66,44 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# (path, device, inode, size, mtime, ctime) -> sha256: a file is hashed once per process while it
+# stays the same file (any write or replacement changes the inode or ctime), so loading the same
+# encoder again (the probe's random-init twin, --compare) costs a stat, not a read.
+_HASHES: dict[tuple, str] = {}
+
+
+def weights_sha256(path) -> str:
+    """The sha256 of a weights file, hashed once per process for an unchanged file."""
+    path = Path(path)
+    st = os.stat(path)
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = _sha256(path)
+    return _HASHES[key]
+
+
+def verify_weights(card: dict[str, Any], weights_path, *, strict: bool = True, where: str = "card") -> None:
+    """Check a weights file against the card's `weights.sha256` (nothing to check without one).
+
+    Raises:
+        CardError: the file is not the one exported with this card (with `strict`; warns otherwise).
+    """
+    expected = (card.get("weights") or {}).get("sha256")
+    if not expected:
+        return
+    actual = weights_sha256(weights_path)
+    if actual == str(expected).lower():
+        return
+    text = (f"{weights_path}: sha256 {actual} differs from the card's weights.sha256 {expected} ({where}); "
+            "these are not the weights exported with this card (replaced, re-saved or partly copied). "
+            "Export the encoder again with `domainssl export RUN --out DIR` so that weights and card belong "
+            "together; if the weights were replaced on purpose with ones of the same architecture, set "
+            f"weights.sha256 in {CARD_FILE} to {actual}")
+    if strict:
+        raise CardError(text + " (or pass strict=False to load them with a warning).")
+    warnings.warn(text, stacklevel=3)
 
 
 def _timm_model(encoder):
@@ -129,7 +173,10 @@ def make_card(encoder, *, channel_names, spacing=None, units=None, normalization
     Args:
         encoder: a `domainssl.models` encoder (attrs arch, in_chans, spatial_dims, patch_size,
             embed_dim, config).
-        channel_names: one name per input channel, in input order.
+        channel_names: the data channels, in input order: one per encoder input channel, or for
+            CT windows (normalization mode "window") one per data channel before the windows;
+            in_chans must be len(channel_names) x windows (x slices of a 2.5D encoder), else
+            `CardError`.
         spacing, units: physical spacing per spatial axis it was pretrained at, and its units.
         normalization: the views' `NormaliseConfig` fields (mode none | rule | zscore |
             stats_range | percentile | window, ...) plus `stats` (the archive statistics).
@@ -138,6 +185,13 @@ def make_card(encoder, *, channel_names, spacing=None, units=None, normalization
         input_size: pixels per spatial axis seen in pretraining (default: the encoder's config).
     """
     build = encoder_build_config(encoder)
+    names = [str(c) for c in channel_names]
+    norm = dict(normalization or {"mode": "none"})
+    slabs = slab_depth({"in_chans": int(encoder.in_chans), "channel_names": names, "normalization": norm,
+                        "build": build})
+    problem = channel_count_problem(int(encoder.in_chans), names, norm, slabs)
+    if problem:
+        raise CardError(f"make_card for {encoder.arch}: {problem}")
     dims = int(encoder.spatial_dims)
     size = input_size if input_size is not None else build.get("input_size")
     if isinstance(size, int):
@@ -193,14 +247,64 @@ def export_encoder(encoder, out_dir, card: dict[str, Any]) -> Path:
     return out_dir
 
 
-def build_from_card(card: dict[str, Any]):
-    """A randomly initialised encoder of the card's architecture (eval mode, `.card` attached)."""
+def _built_value(encoder, key: str):
+    value = getattr(encoder, key, None)
+    if value is None:
+        return None
+    if key in ("input_size", "patch_size"):
+        if isinstance(value, int):
+            value = [value] * int(encoder.spatial_dims)
+        return [int(v) for v in value]
+    return int(value)
+
+
+def _card_value(card: dict[str, Any], key: str):
+    value = card.get(key)
+    if value is None:
+        return None
+    if key in ("input_size", "patch_size"):
+        if isinstance(value, int):
+            value = [value] * int(card["spatial_dims"])
+        return [int(v) for v in value]
+    return int(value)
+
+
+# Top-level card keys that describe the built encoder (checked after building it from `build`).
+BUILT_KEYS = ("spatial_dims", "in_chans", "embed_dim", "input_size", "patch_size")
+
+
+def check_card_against_encoder(card: dict[str, Any], encoder, where: str = "card") -> None:
+    """Raise `CardError` when the card's top-level in_chans, embed_dim, spatial_dims, input_size
+    or patch_size differ from the encoder that `card["build"]` builds (a card edited or assembled
+    by hand: its users would prepare inputs for another encoder)."""
+    problems = []
+    for key in BUILT_KEYS:
+        want, got = _card_value(card, key), _built_value(encoder, key)
+        if want is None or got is None:
+            continue  # e.g. patch_size of a CNN
+        if want != got:
+            problems.append(f"{key}: card {want}, built encoder {got}")
+    if problems:
+        raise CardError(f"{where}: the card does not describe the encoder its build arguments make ("
+                        + "; ".join(problems) + f"; build={card['build']}). The card was edited or assembled "
+                        "by hand: export the encoder again with `domainssl export RUN --out DIR`, or correct "
+                        f"these keys in {CARD_FILE} to the built values")
+
+
+def build_from_card(card: dict[str, Any], where: str = "card"):
+    """A randomly initialised encoder of the card's architecture (eval mode, `.card` attached).
+
+    Raises:
+        CardError: `card["build"]` does not build, or builds an encoder whose in_chans, embed_dim,
+            spatial_dims, input_size or patch_size differ from the card's (`check_card_against_encoder`).
+    """
     from ..models import build_encoder
 
     try:
         encoder = build_encoder(**card["build"])
     except (TypeError, ValueError) as exc:
-        raise CardError(f"cannot build the card's encoder from build={card['build']}: {exc}") from exc
+        raise CardError(f"{where}: cannot build the card's encoder from build={card['build']}: {exc}") from exc
+    check_card_against_encoder(card, encoder, where)
     encoder.card = card
     return encoder.eval()
 
@@ -251,27 +355,50 @@ def _input_problem(card: dict, shape: tuple) -> str | None:
     """What is wrong with an input of `shape` for the card's encoder, or None."""
     dims = int(card["spatial_dims"])
     axes = "(B, C, Z, Y, X)" if dims == 3 else "(B, C, Y, X)"
-    if len(shape) != dims + 2:
-        hint = ("; add the batch axis, e.g. x[None]" if len(shape) == dims + 1 else "")
-        return f"expects a batch {axes} ({dims + 2} dims), found {len(shape)} dims {tuple(shape)}{hint}"
     chans = int(card["in_chans"])
+    shape = tuple(int(s) for s in shape)
+    size = ", ".join(str(s) for s in card.get("input_size") or ())
+    if len(shape) != dims + 2:
+        head = f"expects a batch {axes} ({dims + 2} dims), found {len(shape)} dims {shape}"
+        if len(shape) == dims + 1 and shape[0] == chans and not (dims == 3 and shape[1] == chans):
+            return f"{head}; add the batch axis, e.g. x[None]"
+        if dims == 3 and len(shape) == 4:
+            one = ("; a single volume (C, Z, Y, X) needs the batch axis, x[None]" if shape[0] == chans else "")
+            return (f"{head}: the encoder is 3D and expects volumes (B, C, Z, Y, X) (pretrained on "
+                    f"({chans}, {size})), but this looks like a 2D batch (B, C, Y, X); give volumes, or use a "
+                    f"2D encoder for 2D images{one}")
+        if dims == 2 and len(shape) == 5:
+            return (f"{head}: the encoder is 2D and expects images (B, C, Y, X), but this looks like a 3D "
+                    "batch (B, C, Z, Y, X); give 2D images (e.g. one z plane, x[:, :, z]) or use a 3D encoder")
+        if len(shape) == dims + 1 and chans == 1:
+            return f"{head}; for a batch of single-channel inputs add the channel axis, e.g. x[:, None]"
+        return head
     if shape[1] != chans:
-        names = ", ".join(str(c) for c in card.get("channel_names") or [])
-        return (f"expects {chans} channels ({names}) on axis 1 of {axes}, found {shape[1]} in an input of "
-                f"shape {tuple(shape)}; select or map the channels to the card's order")
+        try:
+            enc_names = encoder_input_names(card)
+        except (KeyError, TypeError, ValueError):
+            enc_names = [str(c) for c in card.get("channel_names") or []]
+        data_names = [str(c) for c in card.get("channel_names") or []]
+        norm = card.get("normalization") or {}
+        head = (f"expects {chans} channels ({', '.join(enc_names)}) on axis 1 of {axes}, found {shape[1]} in an "
+                f"input of shape {shape}")
+        per = window_count(norm)
+        if norm.get("mode") == "window" and per > 1 and shape[1] == len(data_names):
+            return (f"{head}: these look like the raw data channels ({', '.join(data_names)}), but the encoder "
+                    f"takes each through the card's {per} CT windows (level, width) {norm.get('windows')}. "
+                    "Apply the windows to the HU values first: torch.stack([domainssl.transforms.ct_windows(img, "
+                    "enc.card['normalization']['windows']) for img in x]) (one (C, *S) image at a time, window "
+                    "minor), or prepare the inputs with the transfer preprocessing "
+                    "(domainssl.transfer.preprocess.make_input_spec and to_input, as `domainssl probe` does)")
+        return f"{head}; select or map the channels to the card's order"
     return None
 
 
-def check_input(module, args):
-    """Forward pre-hook of a loaded encoder: a clear error for an input of the wrong kind, ndim or
-    channel count, and a floating input of another dtype cast to the weights' dtype (float64 from
-    `torch.from_numpy` would otherwise fail inside the first layer). A few attribute reads per
-    call: nothing per element unless a cast is needed."""
+def _check_tensor(module, x):
+    """`x` checked against the module's card (a clear error for the wrong kind, ndim or channel
+    count), a floating tensor of another dtype cast to the weights' dtype."""
     import torch
 
-    if not args:  # called with keywords only: leave it to the module
-        return None
-    x = args[0]
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{module.card['arch']} encoder expects a torch.Tensor, found {type(x).__name__}; "
                         "e.g. torch.from_numpy(array)")
@@ -281,22 +408,47 @@ def check_input(module, args):
     source = getattr(module, "_input_dtype_source", None)
     want = source[0]._parameters[source[1]].dtype if source else next(module.parameters()).dtype
     if x.dtype == want:
-        return None
+        return x
     if not x.is_floating_point():
         raise ValueError(f"{module.card['arch']} encoder expects floating-point input normalised as "
                          f"card['normalization'] says ({module.card['normalization'].get('mode')}), found "
                          f"{x.dtype}; convert and normalise it first")
-    return (x.to(want), *args[1:])
+    return x.to(want)
+
+
+def check_input(module, args):
+    """Forward pre-hook of a loaded encoder: a clear error for an input of the wrong kind, ndim or
+    channel count, and a floating input of another dtype cast to the weights' dtype (float64 from
+    `torch.from_numpy` would otherwise fail inside the first layer). A few attribute reads per
+    call: nothing per element unless a cast is needed."""
+    if not args:  # called with keywords only: leave it to the module
+        return None
+    x = _check_tensor(module, args[0])
+    return None if x is args[0] else (x, *args[1:])
+
+
+def _checked_forward_tokens(module, x, *args, **kwargs):
+    """`forward_tokens` of a loaded encoder with `forward`'s input check and dtype cast.
+
+    Installed per instance as `functools.partial(_checked_forward_tokens, encoder)`: a deepcopy
+    (fine-tuning copies the encoder) binds the copy, and pickling keeps working."""
+    return type(module).forward_tokens(module, _check_tensor(module, x), *args, **kwargs)
 
 
 def watch_input(encoder) -> None:
-    """Install `check_input` on `encoder`. The weights' dtype is read from the first parameter's
-    owning module and name (two dict lookups, robust to .to() and .half() replacing parameters;
-    `next(parameters())` costs ~10 us per call)."""
+    """Install `check_input` on `encoder` (a forward pre-hook) and on its `forward_tokens` where it
+    has one. The weights' dtype is read from the first parameter's owning module and name (two
+    dict lookups, robust to .to() and .half() replacing parameters; `next(parameters())` costs
+    ~10 us per call). Installing twice is a no-op."""
+    if getattr(encoder, "_input_watched", False):
+        return
     name = next(n for n, _ in encoder.named_parameters())
     owner, _, local = name.rpartition(".")
     encoder._input_dtype_source = (encoder.get_submodule(owner), local)  # a tuple: not registered
     encoder.register_forward_pre_hook(check_input)
+    if getattr(type(encoder), "forward_tokens", None) is not None:
+        encoder.forward_tokens = functools.partial(_checked_forward_tokens, encoder)
+    encoder._input_watched = True
 
 
 def load_encoder(encoder_dir, *, strict: bool = True, device="cpu", random_init: bool = False):
@@ -304,29 +456,35 @@ def load_encoder(encoder_dir, *, strict: bool = True, device="cpu", random_init:
 
     Args:
         encoder_dir: folder with `encoder.json` and `model.safetensors` (from `domainssl export`).
-        strict: raise on missing/unexpected/mis-shaped keys (default); with False, warn listing them.
+        strict: raise on missing/unexpected/mis-shaped keys and on weights whose sha256 differs
+            from the card's `weights.sha256` (default); with False, warn instead.
         device: torch device for the returned module.
         random_init: skip the weights (the same architecture randomly initialised, for baselines).
 
     Returns:
         The encoder `torch.nn.Module` in eval mode with `.card` (the card dict). It maps a float32
         batch `(B, in_chans, *input_size)`, normalised as `card["normalization"]` says, to
-        `(B, embed_dim)` features. Its input is checked (`check_input`): a wrong number of dims
-        or channels raises a ValueError saying what was expected; a floating input of another
-        dtype (float64 from numpy) is cast to the weights' dtype.
+        `(B, embed_dim)` features. Its input is checked (`check_input`, in `forward` and in
+        `forward_tokens`): a wrong number of dims or channels raises a ValueError saying what was
+        expected; a floating input of another dtype (float64 from numpy) is cast to the weights' dtype.
 
     Raises:
-        CardError: no card, an invalid one, or no weights file.
+        CardError: no card, an invalid one, a card whose in_chans, embed_dim, spatial_dims,
+            input_size or patch_size differ from the encoder it builds, no weights file, or
+            weights whose sha256 is not the card's (a swapped or re-saved file).
         WeightsMismatchError: the weights file is unreadable or does not fit the card.
     """
     encoder_dir = Path(encoder_dir)
     card = read_card(encoder_dir)
-    encoder = build_from_card(card)
+    encoder = build_from_card(card, where=str(encoder_dir / CARD_FILE))
     if not random_init:
         weights = encoder_dir / card["weights"].get("file", WEIGHTS_FILE)
         if not weights.is_file():
             raise CardError(f"{weights}: missing; the encoder directory needs the weights next to encoder.json")
+        # Keys first (a file of another architecture is named by its keys), then the hash (a file of
+        # the same architecture that is not the exported one).
         load_weights(encoder, weights, key_format=card["weights"].get("key_format", "domainssl"), strict=strict)
+        verify_weights(card, weights, strict=strict, where=str(encoder_dir / CARD_FILE))
     encoder.card = card
     watch_input(encoder)
     return encoder.to(device).eval()

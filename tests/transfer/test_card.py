@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from domainssl.transfer.card import (CardError, CardMismatchError, check_spatial, check_value_range,
-                                     encoder_input_names, parse_channel_map, read_card, render_readme, resolve_channels,
+from domainssl.transfer.card import (CardError, CardMismatchError, CardMismatchWarning, check_spatial,
+                                     check_value_range, encoder_input_names, parse_channel_map, read_card, render_readme, resolve_channels,
                                      validate_card, write_card)
 
 
@@ -58,7 +58,7 @@ def test_read_card_errors_name_the_problem(tmp_path):
                                                                        "std": [1]}}))
     with pytest.raises(CardError, match="normalization.mode"):
         validate_card(_card(normalization={"mode": "minmax"}))
-    with pytest.raises(CardError, match="multiple"):
+    with pytest.raises(CardError, match=r"in_chans=4 .* channel_names has 3 .* in_chans must be 3"):
         validate_card(_card(in_chans=4, normalization={"mode": "none"}))
     validate_card(_card(in_chans=6, normalization={"mode": "window", "windows": [[40, 400], [-600, 1500]]}))
 
@@ -115,7 +115,8 @@ def test_spatial_checks():
         check_spatial(_card(), 3)
     assert check_spatial(_card(), 2, [10.5, 10.0], ["m", "m"]) is None  # within 10 %
     assert check_spatial(_card(), 2, [20.0, 20.0], ["m", "m"]) == [2.0, 2.0]
-    assert check_spatial(_card(), 2, [1.0, 1.0], ["px", "px"]) is None
+    with pytest.warns(CardMismatchWarning, match="physical scale cannot be checked"):
+        assert check_spatial(_card(), 2, [1.0, 1.0], ["px", "px"]) is None
 
 
 def test_value_range_check_catches_another_scale():
@@ -203,3 +204,81 @@ def test_value_range_accepts_a_dim_channel_inside_a_wide_distribution():
     check_value_range(card, [11.0])
     with pytest.raises(Exception, match="different scale"):
         check_value_range(card, [120.0 * 20])
+
+
+@pytest.mark.parametrize("card_spacing, card_unit, data_spacing, data_unit, zoom", [
+    (0.5, "\u00b5m", 1000.0, "nm", 2.0),        # µ as MICRO SIGN
+    (0.5, "\u03bcm", 1000.0, "nm", 2.0),        # µ as GREEK SMALL LETTER MU
+    (0.5, "um", 1.0, "micron", 2.0),             # spellings of one unit
+    (0.5, "µm", 0.001, "mm", 2.0),
+    (1.5, "mm", 3000.0, "µm", 2.0),
+    (10.0, "m", 0.02, "km", 2.0),
+    (10.0, "metre", 500.0, "cm", 0.5),
+    (1.0, "mm", 0.1, "cm", None),               # the same length in other units: no resampling
+])
+def test_spatial_check_converts_length_units(card_spacing, card_unit, data_spacing, data_unit, zoom):
+    import warnings
+
+    card = _card(spacing=[card_spacing] * 2, units=[card_unit] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # convertible units are compared, not warned about
+        got = check_spatial(card, 2, [data_spacing] * 2, [data_unit] * 2)
+    assert got == (None if zoom is None else [zoom, zoom])
+
+
+def test_spatial_check_converts_each_axis_of_a_volume():
+    card = _card(spatial_dims=3, input_size=[16, 16, 16], spacing=[2.0, 0.5, 0.5], units=["mm", "mm", "mm"])
+    assert check_spatial(card, 3, [4000.0, 1.0, 1.0], ["µm", "mm", "mm"]) == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("spacing, units, expected", [
+    ([1.0, 1.0], ["px", "px"], r"axis 0: data 1 px, encoder 10 m.*physical scale cannot be checked.*"
+                               r"Resample the data to the encoder's spacing \(10 m x 10 m\)"),
+    ([0.0001, 0.0001], ["deg", "deg"], r"data 0.0001 deg, encoder 10 m.*physical scale cannot be checked.*"
+                                       r"gdalwarp -t_srs EPSG:<UTM zone> -tr 10 10"),
+    (None, None, r"no physical spacing.*pretrained at 10 m x 10 m.*physical scale cannot be checked"),
+    ([10.0, 1.0], ["m", "px"], r"axis 1: data 1 px, encoder 10 m"),
+])
+def test_spatial_check_warns_when_the_scale_cannot_be_compared(spacing, units, expected):
+    with pytest.warns(CardMismatchWarning, match=expected):
+        assert check_spatial(_card(), 2, spacing, units) is None
+
+
+def test_spatial_check_of_a_card_without_physical_scale_is_silent():
+    import warnings
+
+    card = _card(spacing=[1.0, 1.0], units=["px", "px"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_spatial(card, 2, [0.5, 0.5], ["mm", "mm"]) is None
+        assert check_spatial(card, 2, None, None) is None
+
+
+@pytest.mark.parametrize("over, numbers", [
+    (dict(in_chans=4, channel_names=["a", "b"], normalization={"mode": "none"}),
+     r"in_chans=4 .*channel_names has 2 \['a', 'b'\].*in_chans must be 2"),
+    (dict(in_chans=6, channel_names=["a", "b"], normalization={"mode": "none"}),  # a multiple, still wrong
+     r"in_chans=6 .*channel_names has 2 .*in_chans must be 2"),
+    (dict(in_chans=4, channel_names=["CT"], normalization={"mode": "window", "windows": [[40, 400], [0, 2000]]}),
+     r"in_chans=4 .*channel_names has 1 .*2 CT window.*in_chans must be 1 x 2 = 2"),
+    (dict(in_chans=3, channel_names=["CT"], normalization={"mode": "window"}),  # NormaliseConfig's one window
+     r"in_chans=3 .*1 CT window.*in_chans must be 1 x 1 = 1"),
+])
+def test_in_chans_must_be_channel_names_times_windows(over, numbers):
+    with pytest.raises(CardError, match=numbers) as err:
+        validate_card(_card(**over))
+    assert "export an encoder built with" in str(err.value)
+    validate_card(_card(in_chans=2, channel_names=["a", "b"], normalization={"mode": "none"}))
+    validate_card(_card(in_chans=2, channel_names=["CT"],
+                        normalization={"mode": "window", "windows": [[40, 400], [0, 2000]]}))
+
+
+def test_card_module_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import domainssl.transfer.card as c; "
+            "c.check_spatial({'spatial_dims': 2, 'input_size': [8, 8], 'spacing': [0.5, 0.5], "
+            "'units': ['µm', 'µm']}, 2, [1000, 1000], ['nm', 'nm']); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

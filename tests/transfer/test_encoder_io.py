@@ -108,6 +108,7 @@ def test_shape_mismatch_is_reported(tmp_path):
     card = json.loads((out / "encoder.json").read_text())
     card["build"]["in_chans"] = 3  # weights were saved for 4 channels
     card["build"]["channel_names"] = NAMES[:3]
+    card["in_chans"], card["channel_names"] = 3, NAMES[:3]  # a card consistent with its build
     (out / "encoder.json").write_text(json.dumps(card))
     with pytest.raises(WeightsMismatchError, match="shape mismatch"):
         load_encoder(out)
