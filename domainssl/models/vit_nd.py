@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .input_shape import batch_axes, batch_dims_problem
 from .encoder import TokenEncoder
 from .patches import grid_shape
 
@@ -183,28 +184,14 @@ class ViTEncoder(TokenEncoder):
     def input_problem(self, shape: Sequence[int]) -> str | None:
         """What is wrong with an input of `shape` for this encoder (dims, batch axis, channels), or
         None. Checked before the patch embedding, whose own error would name neither."""
-        shape = tuple(int(s) for s in shape)
-        d, c = self.spatial_dims, self.in_chans
-        axes = "(B, C, Z, Y, X)" if d == 3 else "(B, C, Y, X)"
-        if len(shape) == d + 2:
-            if shape[1] != c:
-                return (f"{self.arch} encoder expects {c} channels on axis 1 of {axes}, got {shape[1]} in "
-                        f"an input of shape {shape}")
-            return None
-        head = f"{self.arch} encoder is {d}D and expects a batch {axes} ({d + 2} dims), got {len(shape)} dims {shape}"
-        if len(shape) == d + 1 and shape[0] == c and not (d == 3 and shape[1] == c):
-            return f"{head}: the input lacks the batch axis; add it, e.g. x[None] or x.unsqueeze(0)"
-        if d == 3 and len(shape) == 4:
-            one = (" (or, for a single volume (C, Z, Y, X), add the batch axis: x[None])"
-                   if shape[0] == c else "")
-            return (f"{head}: this looks like a 2D batch (B, C, Y, X); give volumes (B, C, Z, Y, X), or use "
-                    f"a 2D encoder for 2D images{one}")
-        if d == 2 and len(shape) == 5:
-            return (f"{head}: this looks like a 3D batch (B, C, Z, Y, X); give 2D images, e.g. one z plane "
-                    "x[:, :, z], or use a 3D encoder (vit3d_*) for volumes")
-        if len(shape) == d + 1 and c == 1:
-            return f"{head}: for a batch of single-channel images add the channel axis, e.g. x[:, None]"
-        return head
+        wrong_dims = batch_dims_problem(shape, self.spatial_dims, self.in_chans)
+        if wrong_dims:
+            return f"{self.arch} encoder {wrong_dims}"
+        if int(shape[1]) != self.in_chans:
+            return (f"{self.arch} encoder expects {self.in_chans} channels on axis 1 of "
+                    f"{batch_axes(self.spatial_dims)}, got {int(shape[1])} in an input of shape "
+                    f"{tuple(int(s) for s in shape)}")
+        return None
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, K, D) -> (B, 1 + K, D): class token prepended, transformer blocks, final norm."""

@@ -353,26 +353,15 @@ def load_weights(encoder, weights_path, *, key_format: str = "domainssl", strict
 
 def _input_problem(card: dict, shape: tuple) -> str | None:
     """What is wrong with an input of `shape` for the card's encoder, or None."""
-    dims = int(card["spatial_dims"])
-    axes = "(B, C, Z, Y, X)" if dims == 3 else "(B, C, Y, X)"
-    chans = int(card["in_chans"])
+    from ..models.input_shape import batch_axes, batch_dims_problem
+
+    dims, chans = int(card["spatial_dims"]), int(card["in_chans"])
+    axes = batch_axes(dims)
     shape = tuple(int(s) for s in shape)
-    size = ", ".join(str(s) for s in card.get("input_size") or ())
-    if len(shape) != dims + 2:
-        head = f"expects a batch {axes} ({dims + 2} dims), found {len(shape)} dims {shape}"
-        if len(shape) == dims + 1 and shape[0] == chans and not (dims == 3 and shape[1] == chans):
-            return f"{head}; add the batch axis, e.g. x[None]"
-        if dims == 3 and len(shape) == 4:
-            one = ("; a single volume (C, Z, Y, X) needs the batch axis, x[None]" if shape[0] == chans else "")
-            return (f"{head}: the encoder is 3D and expects volumes (B, C, Z, Y, X) (pretrained on "
-                    f"({chans}, {size})), but this looks like a 2D batch (B, C, Y, X); give volumes, or use a "
-                    f"2D encoder for 2D images{one}")
-        if dims == 2 and len(shape) == 5:
-            return (f"{head}: the encoder is 2D and expects images (B, C, Y, X), but this looks like a 3D "
-                    "batch (B, C, Z, Y, X); give 2D images (e.g. one z plane, x[:, :, z]) or use a 3D encoder")
-        if len(shape) == dims + 1 and chans == 1:
-            return f"{head}; for a batch of single-channel inputs add the channel axis, e.g. x[:, None]"
-        return head
+    wrong_dims = batch_dims_problem(shape, dims, chans)
+    if wrong_dims:
+        size = ", ".join(str(s) for s in card.get("input_size") or ())
+        return f"(pretrained on ({chans}, {size})) {wrong_dims}"
     if shape[1] != chans:
         try:
             enc_names = encoder_input_names(card)

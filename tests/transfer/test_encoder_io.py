@@ -170,7 +170,7 @@ def test_loaded_encoder_explains_wrong_input_shapes(tmp_path):
     loaded = load_encoder(out)
     with pytest.raises(ValueError, match=r"expects 4 channels \(B04, B03, B08, B11\).*found 3"):
         loaded(torch.zeros(2, 3, 32, 32))
-    with pytest.raises(ValueError, match=r"expects a batch \(B, C, Y, X\) \(4 dims\), found 3 dims.*x\[None\]"):
+    with pytest.raises(ValueError, match=r"expects a batch \(B, C, Y, X\) \(4 dims\), got 3 dims.*x\[None\]"):
         loaded(torch.zeros(4, 32, 32))
     with pytest.raises(ValueError, match="floating-point input normalised.*zscore.*uint8"):
         loaded(torch.zeros(2, 4, 32, 32, dtype=torch.uint8))
@@ -179,5 +179,5 @@ def test_loaded_encoder_explains_wrong_input_shapes(tmp_path):
     torch.manual_seed(0)
     enc3d = build_encoder("vit3d_tiny", 1, 3, (16, 16, 16), patch_size=8, depth=1)
     out3d = export_encoder(enc3d, tmp_path / "enc3d", make_card(enc3d, channel_names=["CT"]))
-    with pytest.raises(ValueError, match=r"\(B, C, Z, Y, X\) \(5 dims\), found 4 dims \(1, 16, 16, 16\)"):
+    with pytest.raises(ValueError, match=r"\(B, C, Z, Y, X\) \(5 dims\), got 4 dims \(1, 16, 16, 16\)"):
         load_encoder(out3d)(torch.zeros(1, 16, 16, 16))  # no batch axis: not "expects 1 channels"

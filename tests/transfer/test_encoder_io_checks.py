@@ -137,7 +137,7 @@ def test_forward_tokens_of_a_loaded_encoder_is_checked_and_casts_float64(tmp_pat
     loaded = load_encoder(out)
     with pytest.raises(ValueError, match=r"expects 4 channels \(B04, B03, B08, B11\).*found 3"):
         loaded.forward_tokens(torch.zeros(2, 3, 32, 32))
-    with pytest.raises(ValueError, match=r"found 3 dims \(4, 32, 32\); add the batch axis"):
+    with pytest.raises(ValueError, match=r"got 3 dims \(4, 32, 32\): the input lacks the batch axis"):
         loaded.forward_tokens(torch.zeros(4, 32, 32))
     array = np.random.default_rng(0).normal(size=(2, 4, 32, 32))
     with torch.no_grad():
@@ -174,17 +174,17 @@ def test_2d_batch_to_a_3d_encoder_says_the_encoder_is_3d(tmp_path):
     with pytest.raises(ValueError) as err:
         loaded(torch.zeros(2, 1, 16, 16))
     text = str(err.value)
-    assert "the encoder is 3D and expects volumes (B, C, Z, Y, X)" in text and "2D batch (B, C, Y, X)" in text
+    assert "encoder (pretrained on (1, 16, 16, 16)) is 3D and expects a batch (B, C, Z, Y, X)" in text and "2D batch (B, C, Y, X)" in text
     assert "add the batch axis" not in text
-    with pytest.raises(ValueError, match=r"found 4 dims \(1, 16, 16, 16\); add the batch axis, e.g. x\[None\]"):
+    with pytest.raises(ValueError, match=r"got 4 dims \(1, 16, 16, 16\): the input lacks the batch axis; add it, e.g. x\[None\]"):
         loaded(torch.zeros(1, 16, 16, 16))  # one volume without its batch axis
-    with pytest.raises(ValueError, match=r"the encoder is 3D and expects volumes"):
+    with pytest.raises(ValueError, match=r"is 3D and expects a batch \(B, C, Z, Y, X\).*looks like a 2D batch"):
         loaded.forward_tokens(torch.zeros(2, 1, 16, 16))
 
 
 def test_2d_encoder_given_a_3d_batch_says_so(tmp_path):
     _, out = _export(tmp_path)
-    with pytest.raises(ValueError, match=r"the encoder is 2D and expects images \(B, C, Y, X\).*3D batch"):
+    with pytest.raises(ValueError, match=r"is 2D and expects a batch \(B, C, Y, X\).*3D batch"):
         load_encoder(out)(torch.zeros(2, 4, 8, 32, 32))
 
 
