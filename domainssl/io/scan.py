@@ -117,7 +117,18 @@ def iter_tasks(root, counter: ScanSummary | None = None) -> Iterator[ScanTask]:
         # find its images when used from another working directory, e.g. on --resume.
         root = os.path.abspath(root)
     if any(ch in root for ch in "*?["):
+        # A glob that matches a scene's band files (scenes/**/*.tif) yields the band folder once,
+        # as a folder scan does: file by file each band would be a one-channel image "B1".
+        bands_of: dict[str, set[str]] = {}
         for p in sorted(glob.iglob(root, recursive=True)):
+            folder = os.path.dirname(os.path.abspath(p))
+            if os.path.isfile(p) and band_name(os.path.basename(p)):
+                if folder not in bands_of:
+                    bands_of[folder] = {os.path.abspath(path) for _, path in band_files(folder)}
+                    if bands_of[folder]:
+                        yield ScanTask("image", folder)
+                if os.path.abspath(p) in bands_of[folder]:
+                    continue
             yield from iter_tasks(p, counter)
         return
     if looks_like_zarr(root) or os.path.isfile(root):

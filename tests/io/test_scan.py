@@ -215,3 +215,16 @@ def test_linked_folders_are_followed_once_without_looping(shared_data, tmp_path)
     neubias = sorted(p.name for p in (shared_data / "microscopy" / "neubias").iterdir()
                      if p.suffix in (".tif", ".czi"))
     assert sorted(os.path.basename(t) for t in tasks) == neubias and len(neubias) == 5
+
+
+def test_a_glob_over_a_scenes_band_files_yields_the_band_folder(shared_data, tmp_path):
+    # scenes/**/*.tif over a Sentinel-2 product: the 12 band files are one 12-band image (with
+    # the STAC item's reflectance scale), as when the folder is scanned; file by file each was a
+    # one-channel image named B1, pooled with the scene-class map
+    folder = shared_data / "geotiff" / "s2_l2a_T29RKH_20200219_cogs"
+    globbed = [t.path for t in iter_tasks(str(folder / "*.tif"))]
+    walked = [t.path for t in iter_tasks(folder)]
+    assert sorted(globbed) == sorted(walked) and str(folder) in globbed and len(globbed) == 5
+    summary = scan_archive(str(folder / "*.tif"), tmp_path / "g.jsonl", jobs=0)
+    scene = [r for r in _records(tmp_path / "g.jsonl") if r["path"] == str(folder)]
+    assert summary.ok == 5 and scene[0]["shape"][0] == 12 and scene[0]["meta"]["value_unit"] == "reflectance"
