@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .card import CardError
+from .card import CARD_FILE, README_FILE, WEIGHTS_FILE, CardError
 from .encoder_io import export_encoder, make_card
 from ..train.pretraining import CKPT_DIR, LAST_CKPT, RUN_FACTS
 
@@ -57,13 +57,25 @@ def read_checkpoint(ckpt: Path) -> dict:
     return data
 
 
+EXPORT_FILES = (WEIGHTS_FILE, CARD_FILE, README_FILE)
+
+
 def check_out_dir(out_dir) -> Path:
-    """`out_dir` as a Path, refused (FileExistsError) when it, or a folder above it, is a file."""
+    """`out_dir` as a Path, refused (FileExistsError) when it, or a folder above it, is a file, or
+    when it is a folder holding files of its own (not an earlier export, which is replaced):
+    export writes README.md, which would replace a project's own."""
     out_dir = Path(out_dir)
     for path in (out_dir, *out_dir.parents):
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path}: exists and is a file, but --out names the encoder directory to "
                                   "write (model.safetensors, encoder.json, README.md); choose a new folder")
+    if out_dir.is_dir() and not (out_dir / CARD_FILE).is_file():
+        found = sorted(p.name for p in out_dir.iterdir())
+        if found:
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            raise FileExistsError(f"{out_dir}: holds {', '.join(found[:5])}{more} and is not an encoder "
+                                  f"directory; export writes {', '.join(EXPORT_FILES)} there (README.md would "
+                                  "be replaced): choose a new or empty folder for --out")
     return out_dir
 
 

@@ -163,3 +163,13 @@ def test_broken_checkpoints_and_out_files_are_one_line_errors(run, tmp_path, cap
     err = _export_error([run, "--out", tmp_path / "taken" / "enc"], capsys)
     assert "taken: exists and is a file" in err
     assert not (tmp_path / "a").exists()
+    # a project folder is not overwritten (its README.md was replaced by the card's)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("MY NOTES")
+    err = _export_error([run, "--out", project], capsys)
+    assert "project: holds README.md and is not an encoder directory" in err and "new or empty folder" in err
+    assert (project / "README.md").read_text() == "MY NOTES"
+    # an earlier export is replaced
+    assert main(["export", str(run), "--out", str(tmp_path / "enc")]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "enc")]) == 0
