@@ -39,6 +39,8 @@ def run(args) -> int:
     print(summary)
     print(f"manifest: {args.out}")
     if summary.ok == 0:
-        print("domainssl scan: no usable image found; see the reasons above", file=sys.stderr)
+        why = ("see the reasons above" if summary.rejected else
+               f"{args.root} holds no DICOM, NIfTI, GeoTIFF, TIFF/OME-TIFF, OME-Zarr or PNG/JPEG files")
+        print(f"domainssl scan: no usable image found; {why}", file=sys.stderr)
         return 1
     return 0

@@ -17,11 +17,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("manifest", help="manifest JSONL written by `domainssl scan`")
     parser.add_argument("--patch-size", type=float, nargs="+", default=[64, 64],
                         help="patch size per spatial axis (default: %(default)s)")
-    parser.add_argument("--unit", default="px", help="unit of --patch-size: px, mm, m, µm")
+    parser.add_argument("--unit", default="px", help="unit of --patch-size: px, mm, m, µm (default: %(default)s)")
     parser.add_argument("--patches", type=int, default=256, help="patches to sample (default: %(default)s)")
     parser.add_argument("--min-valid", type=float, default=0.5,
-                        help="skip patches with a smaller valid (non-nodata) fraction")
-    parser.add_argument("--seed", type=int, default=0)
+                        help="skip patches with a smaller valid (non-nodata) fraction (default: "
+                             "%(default)s; recipes use 0.9-0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="patch sampling seed (default: %(default)s)")
     parser.add_argument("--channels", nargs="+", metavar="NAME",
                         help="these channels, in this order, of the images that hold them (as "
                              "pretrain's data.channels)")
@@ -29,14 +30,15 @@ def add_arguments(parser) -> None:
                         help="only 2D or only 3D images (as pretrain's data.spatial_dims)")
     parser.add_argument("--formats", nargs="+", metavar="FORMAT",
                         help="only these formats, e.g. dicom nifti (as pretrain's data.formats)")
-    parser.add_argument("--out", default="stats.json")
+    parser.add_argument("--out", default="stats.json",
+                        help="statistics JSON to write (default: %(default)s); a recipe's data.stats reads it")
 
 
 def run(args) -> int:
     import json
     import sys
 
-    from ..data.consistency import record_key, select_consistent
+    from ..data.consistency import mixture_messages, record_key, select_consistent
     from ..data.dataset import PatchDataset
     from ..data.samplers import RandomPatchSampler
     from ..data.stats import compute_stats, save_stats
@@ -48,6 +50,8 @@ def run(args) -> int:
                                          args.channels, args.spatial_dims, args.formats)
     for reason, n in dropped.items():
         print(f"left out {n} image(s): {reason} (--channels, --spatial-dims, --formats choose others)")
+    for mixed in mixture_messages(records, args.patch_size, args.unit):  # as pretraining warns them
+        print(f"warning: {mixed}")
     if not records:
         print(f"domainssl stats: {args.manifest} has no usable image")
         return 1

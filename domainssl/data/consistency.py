@@ -166,3 +166,11 @@ def mixed_units_message(records: list[dict]) -> str | None:
     return (f"data: the images' values are in different units ({shown}): one set of statistics "
             f"normalises them all, so the same ground or tissue looks different by source. Train on "
             f"images of one unit (point data.root at them), or convert the others first")
+
+
+def mixture_messages(records: list[dict], patch_size, patch_unit: str) -> list[str]:
+    """What the kept images still mix, as messages (pretraining warns them, `domainssl stats`
+    prints them): pixel spacings under pixel patches, value units, patches larger than images."""
+    found = (mixed_scale_message(records, patch_unit), mixed_units_message(records),
+             oversized_patch_message(records, patch_size, patch_unit))
+    return [m for m in found if m]

@@ -20,9 +20,7 @@ from torch.utils.data import DataLoader
 
 from .errors import DataSetupError
 from ..io.scan import read_manifest, scan_archive
-from .consistency import (left_out_message, mixed_scale_message, mixed_units_message,
-                          oversized_patch_message, record_key,
-                          select_consistent)
+from .consistency import left_out_message, mixture_messages, record_key, select_consistent
 from .dataset import EpochSampler, PatchDataset, collate_samples, loader_generator
 from .samplers import GridPatchSampler, RandomPatchSampler
 from .stats import compute_stats, load_stats, save_stats
@@ -154,10 +152,11 @@ class PatchDataModule(TransformReachesDataset, L.LightningDataModule):
                                                        self.formats)
         if self.dropped:
             warnings.warn(left_out_message(self.records, self.dropped), stacklevel=2)
-        for mixed in (mixed_scale_message(self.records, self.patch_unit), mixed_units_message(self.records),
-                      oversized_patch_message(self.records, self.patch_size, self.patch_unit)):
-            if mixed:
-                warnings.warn(mixed, stacklevel=2)
+        for mixed in mixture_messages(self.records, self.patch_size, self.patch_unit):
+            warnings.warn(mixed, stacklevel=2)
+        if not all_records:
+            raise DataSetupError(f"{self.root or manifest}: the scan found no image files there (DICOM, NIfTI, "
+                                 "GeoTIFF, TIFF/OME-TIFF, OME-Zarr, PNG/JPEG); point data.root at the archive")
         if not self.records:
             left_out = "; ".join(f"{n} x {reason}" for reason, n in self.dropped.items()) or "none"
             raise DataSetupError(f"{manifest}: no usable image matches the data settings "
@@ -206,6 +205,10 @@ class PatchDataModule(TransformReachesDataset, L.LightningDataModule):
         _, group = self._unit_group()
         return [statistics.median(r["spacing"][i] for r in group) for i in range(self.spatial_dims)]
 
+    def _value_units(self) -> list[str]:
+        units = {str((r.get("meta") or {}).get("value_unit") or "not declared") for r in self.records}
+        return [] if units == {"not declared"} else sorted(units)
+
     def summary(self) -> dict:
         """Pretraining data facts for the encoder card's `data` key."""
         return {
@@ -223,9 +226,9 @@ class PatchDataModule(TransformReachesDataset, L.LightningDataModule):
             "patch_size": self.patch_size,
             "patch_unit": self.patch_unit,
             "target_shape": self.target_shape,
-            # declared value units (HU, reflectance, ...); images that declare none add nothing
-            "value_units": sorted({str(u) for r in self.records
-                                   if (u := (r.get("meta") or {}).get("value_unit")) is not None}),
+            # declared value units (HU, reflectance, ...); "not declared" where some images declare
+            # one and others none (a mixture the card must not hide: one set of statistics spans both)
+            "value_units": self._value_units(),
         }
 
     # -- loaders -----------------------------------------------------------

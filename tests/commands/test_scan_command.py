@@ -23,8 +23,26 @@ def test_scan_command_exit_codes(tmp_path):
     (tmp_path / "junk.dat").write_bytes(b"\x01" * 200)
     proc = _run("scan", str(tmp_path), "--out", str(tmp_path / "m.jsonl"), "--jobs", "0")
     assert proc.returncode == 1 and "no usable image" in proc.stderr
+    assert "see the reasons above" in proc.stderr  # junk.dat is rejected, with its reason
     proc = _run("scan", str(tmp_path / "missing"), "--out", str(tmp_path / "m.jsonl"))
     assert proc.returncode == 2 and "no such file" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = _run("scan", str(tmp_path / "empty"), "--out", str(tmp_path / "m.jsonl"))
+    assert proc.returncode == 1 and "empty holds no DICOM, NIfTI, GeoTIFF" in proc.stderr
+    assert "reasons above" not in proc.stderr  # there are none
+
+
+def test_stats_prints_what_the_images_mix_as_pretraining_warns_it(shared_data, tmp_path, capsys):
+    # the Sentinel-2 band folder (reflectance, from its STAC item) and the 12-band file (raw DNs)
+    from domainssl.cli import main
+
+    manifest = tmp_path / "m.jsonl"
+    assert main(["scan", str(shared_data / "geotiff"), "--out", str(manifest), "--jobs", "0", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(manifest), "--channels", "B04", "B03", "B02", "B08", "--patches", "4",
+                 "--out", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: data: the images' values are in different units (1 not declared, 1 reflectance)" in out
 
 
 def test_stats_command_on_scanned_manifest(demo_archive, tmp_path):

@@ -165,7 +165,16 @@ def test_real_sentinel2_at_two_resolutions_is_reported(shared_data, tmp_path):
     assert any("1 at 100 x 100 m, 1 at 200 x 200 m" in t for t in texts), texts
     # the folder's STAC item makes its bands reflectance; the derived file holds digital numbers
     assert any("different units (1 not declared, 1 reflectance)" in t for t in texts), texts
-    assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == ["reflectance"]
+    # the card records the mixture (it said "reflectance" while the statistics spanned DNs too)
+    assert dm.summary()["n_images"] == 2 and dm.summary()["value_units"] == ["not declared", "reflectance"]
+
+
+def test_an_archive_without_images_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    dm = PatchDataModule(root=str(tmp_path / "empty"), patch_size=[32, 32], batch_size=2,
+                         work_dir=str(tmp_path / "run"), scan_jobs=0)
+    with pytest.raises(ValueError, match=r"empty: the scan found no image files there .*point data.root"):
+        dm.setup()
 
 
 def test_manifest_order_does_not_change_the_data(demo_archive, tmp_path):
