@@ -7,7 +7,14 @@ test split. Prints a label-efficiency table and writes results.json, results.csv
 Labels: a CSV `path,label[,split][,z0,z1,y0,y1,x0,x1]` (paths relative to the CSV, any format
 domainssl reads), a folder per class (ROOT/<class>/* or ROOT/{train,test}/<class>/*), or one of
 the public sets by name (shared:pneumoniamnist, shared:coffee, shared:jurkat; see datasets/).
-Without a split column, a stratified split with --test-fraction and --split-seed is used.
+Without a split of its own (a split column, train/test folders), a stratified split with
+--test-fraction and --split-seed is used; that includes shared:coffee and shared:jurkat (70/30,
+seed 0 by default, as their cards report). shared:pneumoniamnist keeps its official MedMNIST
+split, and a set with its own split warns that other values of these two options do not apply.
+
+With --compare, each encoder (ENCODER_DIR too) is named by the shortest path ending that tells
+them apart (runA/encoder, runB/encoder), then random_init (ENCODER_DIR's architecture, randomly
+initialised); alone, ENCODER_DIR's rows are named pretrained.
 
 Example:
   domainssl probe runs/ct_enc --data labels.csv --shots 1,5,10,all --mode linear,knn --out probe_ct
@@ -73,27 +80,38 @@ def add_arguments(parser) -> None:
                         help="comma-separated subset of linear,knn,finetune (default %(default)s)")
     parser.add_argument("--knn-k", type=positive_int, default=20, help="neighbours for kNN (default %(default)s)")
     parser.add_argument("--linear-c", type=positive_float, default=1.0,
-                        help="inverse L2 strength of the linear probe")
-    parser.add_argument("--finetune-steps", type=positive_int, default=100, help="optimizer steps per fine-tune")
+                        help="inverse L2 strength of the linear probe (default %(default)s)")
+    parser.add_argument("--finetune-steps", type=positive_int, default=100,
+                        help="optimizer steps per fine-tune (default %(default)s)")
     parser.add_argument("--finetune-lr", type=positive_float, default=1e-4,
-                        help="encoder learning rate for fine-tuning")
-    parser.add_argument("--layer-decay", type=float, default=0.75, help="layer-wise LR decay for ViTs")
+                        help="encoder learning rate for fine-tuning (default %(default)g)")
+    parser.add_argument("--layer-decay", type=float, default=0.75,
+                        help="layer-wise LR decay for ViTs when fine-tuning (default %(default)s)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="ENCODER_DIR",
-                        help="more encoder directories to put in the same table, each named by the "
-                             "shortest path suffix that tells them apart (runA/encoder, runB/encoder)")
+                        help="more encoder directories to put in the same table; then every encoder, "
+                             "ENCODER_DIR too, is named by the shortest path suffix that tells them "
+                             "apart (runA/encoder, runB/encoder) instead of 'pretrained'")
     parser.add_argument("--no-random-init", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--channel-map", default=None,
                         help="data channels for the encoder's channels: indices in encoder order "
                              "('2,1,0') or ENCODER=DATA name pairs ('B04=red,B03=green')")
     parser.add_argument("--normalization", choices=["card", "data"], default="card",
                         help="card: pretraining statistics (checked against the data); data: the "
-                             "labeled training images' own statistics")
+                             "labeled training images' own statistics (default %(default)s)")
     parser.add_argument("--resize", choices=["resize", "crop"], default=None,
-                        help="fit images to the encoder input size by interpolation or centre crop/pad")
-    parser.add_argument("--test-fraction", type=fraction, default=0.3, help="test share of a generated split")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of a generated split")
+                        help="fit images to the encoder input size by interpolation or centre crop/pad "
+                             "(default: crop when the card and the data both have physical pixel "
+                             "spacing, e.g. mm or µm, else resize)")
+    parser.add_argument("--test-fraction", type=fraction, default=0.3,
+                        help="test share of the stratified split made when the data has none of its "
+                             "own: a CSV without split column, a folder without train/test, "
+                             "shared:coffee, shared:jurkat (default %(default)s; shared:pneumoniamnist "
+                             "keeps its official split)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of that stratified split (default %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default OUT/feature_cache)")
-    parser.add_argument("--batch-size", type=positive_int, default=256, help="feature extraction batch size")
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="feature extraction batch size (default %(default)s)")
     parser.add_argument("--device", type=device_arg, default="cpu",
                         help="torch device for features and fine-tuning: cpu, cuda, cuda:N or mps "
                              "(default %(default)s)")

@@ -335,42 +335,57 @@ def _is_generic(names: Sequence[str]) -> bool:
     return all(_GENERIC_NAME.match(str(n)) for n in names)
 
 
-def example_channel_map(enc_names: Sequence[str], data_names: Sequence[str]) -> list[int]:
-    """A channel map that `resolve_channels` accepts: one data index per encoder channel.
+def example_channel_map(enc_names: Sequence[str], data_names: Sequence[str]) -> list[int] | None:
+    """A channel map that `resolve_channels` accepts, or None where only the user can say.
 
-    Encoder channels found by name take that data channel; the others take the unused data
-    channels in order, and when the data has fewer channels than the encoder the last data
-    channel is repeated (an example of the form, not a claim about which bands correspond).
+    Encoder channels found by name take that data channel. When the data has exactly as many
+    other channels as the encoder has unmatched ones, those pair up in order: a positional guess
+    (the messages label it so). Otherwise (fewer data channels, or more to choose from) there is
+    no map to guess: pairing bands by position would be arbitrary, and feeding one data channel
+    to several encoder channels is not what the encoder was pretrained on.
     """
+    enc_names = [str(n) for n in enc_names]
     data_names = [str(n) for n in data_names]
+    missing = [n for n in enc_names if n not in data_names]
     unused = [i for i, n in enumerate(data_names) if n not in enc_names]
-    out = []
-    for name in enc_names:
-        if name in data_names:
-            out.append(data_names.index(name))
-        else:
-            out.append(unused.pop(0) if unused else len(data_names) - 1)
-    return out
+    if len(missing) != len(unused):
+        return None
+    positional = iter(unused)
+    return [data_names.index(n) if n in data_names else next(positional) for n in enc_names]
 
 
 def _how_to_map(enc_names: Sequence[str], data_names: Sequence[str]) -> str:
-    """How to write --channel-map for these channels, with examples that resolve as written."""
+    """How to write --channel-map for these channels: a positional example (labelled as a guess)
+    where the unmatched channels pair up one to one, else a template to fill in."""
     if not data_names:
         return "The data has no channels to map."
+    enc_names = [str(n) for n in enc_names]
+    data_names = [str(n) for n in data_names]
+    missing = [n for n in enc_names if n not in data_names]  # those by name need no pair
+    choices = ", ".join(f"{n} ({i})" for i, n in enumerate(data_names))
+    if not missing:  # every encoder channel is in the data by name: pick them, nothing to guess
+        by_name = ",".join(str(data_names.index(e)) for e in enc_names)
+        return (f"The data has every encoder channel by name; --channel-map {by_name} picks them in the "
+                f"encoder's order (channel_map=[{by_name}] in Python).")
     idx = example_channel_map(enc_names, data_names)
-    as_idx = ",".join(map(str, idx))
-    # Encoder channels the data has by name need no pair (resolve_channels matches them itself).
-    pairs = [(e, data_names[i]) for e, i in zip(enc_names, idx) if e not in data_names]
-    as_names = ",".join(f"{e}={d}" for e, d in pairs or zip(enc_names, (data_names[i] for i in idx)))
+    if idx is not None:
+        as_idx = ",".join(map(str, idx))
+        as_names = ",".join(f"{e}={data_names[i]}" for e, i in zip(enc_names, idx) if e in missing)
+        return (f"Map them explicitly, one data channel per encoder channel (ENCODER=DATA names, or data "
+                f"channel indices in the encoder's order). Only if the data's channels are the encoder's "
+                f"under other names in the same order (a positional guess: check that each pair is the "
+                f"same band or stain): --channel-map {as_names} (or --channel-map {as_idx}; "
+                f"channel_map=[{as_idx}] in Python).")
+    template = ",".join(f"{e}=<?>" for e in missing)
     fewer = ""
     if len(data_names) < len(enc_names):
-        fewer = (f"An encoder with {len(enc_names)} channels needs a data channel for each of them; with "
-                 f"{len(data_names)} data channels some must feed more than one encoder channel (or use an "
-                 f"encoder pretrained on {len(data_names)} channels). ")
-    return (f"{fewer}Map them explicitly, one data channel per encoder channel in the encoder's order: "
-            f"--channel-map {as_idx} (data channel indices) or --channel-map {as_names} "
-            f"(ENCODER=DATA names); choose the data channel that matches each encoder channel. "
-            f"In Python pass channel_map=[{as_idx}] or a dict.")
+        fewer = (f"No map makes up the encoder channels the data lacks: feeding one data channel to several "
+                 f"encoder channels runs, but it is not what the encoder saw in pretraining (an encoder "
+                 f"pretrained on these {len(data_names)} channels is the sound choice). ")
+    return (f"{fewer}To map channels explicitly, fill in this template, replacing each <?> by the data "
+            f"channel that measures what that encoder channel measured (data channels: {choices}): "
+            f"--channel-map {template} (ENCODER=DATA names; encoder channels the data has by name "
+            f"need no pair). In Python pass channel_map={{encoder name: data name}}.")
 
 
 def resolve_channels(card: dict[str, Any], data_channel_names: Sequence[str],

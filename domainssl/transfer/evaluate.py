@@ -69,8 +69,10 @@ def encoder_names(dirs: Sequence) -> list[str]:
     """A unique, readable report name per encoder directory: the shortest path suffix that tells
     it apart from the others ("runA/encoder", "runB/encoder"; just "encoder" when alone).
 
-    Names never equal "pretrained" or "random_init" (the rows of the main encoder and its twin);
-    a directory given twice gets " (2)", " (3)", ... so that no two rows merge.
+    `compare_encoders` names the main encoder and the compared ones together, so that with
+    --compare every row says which run it is. Names never equal "pretrained" or "random_init"
+    (the rows of a lone main encoder and of its random-init twin); a directory given twice gets
+    " (2)", " (3)", ... so that no two rows merge.
     """
     parts = [Path(d).resolve().parts for d in dirs]
 
@@ -95,7 +97,8 @@ def encoder_names(dirs: Sequence) -> list[str]:
 
 
 def _candidate(name: str, encoder, card: dict, labeled: LabeledSet, *, weights_id: str, modes, channel_map,
-               normalization: str, resize, cache_dir, batch_size: int, device, progress: bool) -> Candidate:
+               normalization: str, resize, cache_dir, batch_size: int, device, progress: bool,
+               compared: bool = False) -> Candidate:
     from .features import cache_key, cached_features
     from .preprocess import make_input_spec, prepare_inputs
 
@@ -105,7 +108,7 @@ def _candidate(name: str, encoder, card: dict, labeled: LabeledSet, *, weights_i
         spec = make_input_spec(card, labeled, channel_map=channel_map, normalization=normalization,
                                resize=resize)
     except CardMismatchError as exc:
-        if name in ("pretrained", "random_init"):
+        if not compared:
             raise
         # with --compare, say which encoder the data does not fit
         raise CardMismatchError(f"compared encoder {name}: {exc}") from exc
@@ -125,13 +128,19 @@ def compare_encoders(encoder_dir, labeled: LabeledSet, *, shots=(1, 5, 10, "all"
                      knn_k: int = 20, linear_c: float = 1.0, finetune_kw: dict | None = None,
                      cache_dir=None, batch_size: int = 256, device="cpu", init_seed: int = 0,
                      progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Few-shot comparison of `encoder_dir` ("pretrained"), its random init and `others`.
+    """Few-shot comparison of `encoder_dir`, its random init and `others`.
+
+    Alone, `encoder_dir`'s rows are named "pretrained". With `others`, every encoder, the main
+    one included, is named by the shortest path suffix that tells them apart (`encoder_names`:
+    "runA/encoder", "runB/encoder"), and the main encoder's random-init twin comes last;
+    meta["encoder_name"] is the main encoder's name and meta["candidates"][name]["encoder_dir"]
+    says which directory each name is.
 
     Args:
         encoder_dir: an exported encoder directory.
         labeled: a `LabeledSet` with a split (see `LabeledSet.with_split`).
-        others: more encoder directories, reported under the shortest path suffix that tells
-            them apart (`encoder_names`); meta["candidates"][name]["encoder_dir"] says which.
+        others: more encoder directories to put in the same table.
+        random_init: add "random_init", `encoder_dir`'s architecture randomly initialised.
         channel_map, normalization, resize: see `preprocess.make_input_spec`.
         device: torch device for features and fine-tuning (`check_device`: cpu, cuda, cuda:N, mps).
         finetune_kw: `finetune.finetune_predict` options; its device defaults to `device`.
@@ -152,22 +161,27 @@ def compare_encoders(encoder_dir, labeled: LabeledSet, *, shots=(1, 5, 10, "all"
     card = encoder.card
     common = dict(modes=modes, channel_map=channel_map, normalization=normalization, resize=resize,
                   cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress)
-    candidates = [_candidate("pretrained", encoder, card, labeled, weights_id=card["weights"].get("sha256"),
-                             **common)]
+    others = list(others)
+    # With --compare, the main encoder is named by its path like the others: "pretrained" beside
+    # "runB/encoder" would not say which run it is.
+    names = encoder_names([encoder_dir, *others]) if others else ["pretrained"]
+    main = _candidate(names[0], encoder, card, labeled, weights_id=card["weights"].get("sha256"), **common)
+    main.info["encoder_dir"] = str(encoder_dir)
+    candidates = [main]
+    for other, name in zip(others, names[1:]):
+        enc = load_encoder(other, device=device)
+        candidates.append(_candidate(name, enc, enc.card, labeled, weights_id=enc.card["weights"].get("sha256"),
+                                     compared=True, **common))
+        candidates[-1].info["encoder_dir"] = str(other)
     if random_init:
         torch.manual_seed(init_seed)
         twin = load_encoder(encoder_dir, random_init=True, device=device)
         candidates.append(_candidate("random_init", twin, card, labeled,
                                      weights_id=["random_init", card["build"], init_seed], **common))
-    candidates[0].info["encoder_dir"] = str(encoder_dir)
-    for other, name in zip(others, encoder_names(others)):
-        enc = load_encoder(other, device=device)
-        candidates.append(_candidate(name, enc, enc.card, labeled,
-                                     weights_id=enc.card["weights"].get("sha256"), **common))
-        candidates[-1].info["encoder_dir"] = str(other)
+        candidates[-1].info["random_init_of"] = str(encoder_dir)
     rows = run_fewshot(candidates, labeled, shots=shots, seeds=seeds, modes=modes, knn_k=knn_k,
                        linear_c=linear_c, finetune_kw=finetune_kw, progress=progress)
-    meta = {"encoder_dir": str(encoder_dir), "arch": card["arch"], "method": card["method"],
+    meta = {"encoder_dir": str(encoder_dir), "encoder_name": names[0], "arch": card["arch"], "method": card["method"],
             "data": labeled.summary(), "modes": list(modes), "seeds": seeds, "knn_k": knn_k,
             "candidates": {c.name: c.info for c in candidates}}
     return rows, meta

@@ -1,11 +1,13 @@
 """Loaders for the three public labeled sets used to measure label efficiency.
 
-Each returns a `LabeledSet` with a fixed split (see datasets/*.md for the cards):
+Each returns a `LabeledSet` with a split (see datasets/*.md for the cards):
     pneumoniamnist   PneumoniaMNIST 28×28 chest X-rays, 2 classes, official train/val/test split
+                     (fixed: a test fraction or split seed does not apply)
     coffee           Brazilian Coffee Scenes 64×64 SPOT tiles (green, red, NIR), 2 classes,
-                     stratified 70/30 split with seed 0
+                     stratified split, by default 70/30 with seed 0 (the cards' numbers)
     jurkat           Jurkat imaging flow cytometry 40×40, 3 channels, 4 classes G1/S/G2/M
-                     (prophase, metaphase, anaphase, telophase merged into M), stratified 70/30, seed 0
+                     (prophase, metaphase, anaphase, telophase merged into M), stratified split,
+                     by default 70/30 with seed 0
 
 The data are not shipped with domainssl; point `root` at a folder laid out as the files'
 sources give them (or set DOMAINSSL_SHARED_DATA to the folder that holds `labeled/`).
@@ -108,17 +110,54 @@ def load_jurkat(root=None, seed: int = 0, test_fraction: float = 0.3) -> Labeled
                              f"{test_fraction:.0%}, seed {seed}; mitotic phases merged into M"})
 
 
-def load_shared_set(name: str, root=None) -> LabeledSet:
-    """One of `SHARED_SETS` by name."""
+DEFAULT_TEST_FRACTION = 0.3
+DEFAULT_SPLIT_SEED = 0
+FIXED_SPLIT_SETS = ("pneumoniamnist",)  # published splits: test_fraction / split_seed do not apply
+
+
+def load_shared_set(name: str, root=None, *, test_fraction: float | None = None,
+                    split_seed: int | None = None) -> LabeledSet:
+    """One of `SHARED_SETS` by name.
+
+    coffee and jurkat are split stratified with `test_fraction` (default 0.3) and `split_seed`
+    (default 0). pneumoniamnist keeps its official split; a test fraction or split seed other
+    than the defaults is ignored with a `LabeledDataWarning` saying so.
+    """
     loaders = {"pneumoniamnist": load_pneumoniamnist, "coffee": load_coffee, "jurkat": load_jurkat}
     if name not in loaders:
         raise LabeledDataError(f"unknown labeled set {name!r}; choose from {list(loaders)}")
-    return loaders[name](root)
+    test_fraction = DEFAULT_TEST_FRACTION if test_fraction is None else float(test_fraction)
+    split_seed = DEFAULT_SPLIT_SEED if split_seed is None else int(split_seed)
+    if name in FIXED_SPLIT_SETS:
+        _warn_split_unused(f"shared:{name}", "its official train/val/test split", test_fraction, split_seed)
+        return loaders[name](root)
+    return loaders[name](root, seed=split_seed, test_fraction=test_fraction)
 
 
-def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
+def _warn_split_unused(where: str, split: str, test_fraction: float, split_seed: int) -> None:
+    """Warn that a non-default test fraction / split seed does not apply to a set with its own split."""
+    import warnings
+
+    from .labeled import LabeledDataWarning
+
+    given = []
+    if test_fraction != DEFAULT_TEST_FRACTION:
+        given.append(f"test fraction {test_fraction:g} (--test-fraction)")
+    if split_seed != DEFAULT_SPLIT_SEED:
+        given.append(f"split seed {split_seed} (--split-seed)")
+    if given:
+        verb = "do" if len(given) > 1 else "does"
+        warnings.warn(f"{where} keeps {split}; the {' and '.join(given)} {verb} not apply",
+                      LabeledDataWarning, stacklevel=3)
+
+
+def load_labels(spec: str, test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = DEFAULT_SPLIT_SEED):
     """A `LabeledSet` with a split from a labels CSV, a folder per class or `shared:NAME` (the
     probe's --data and the pretraining kNN monitor's `monitor.labels`).
+
+    Without a split of its own (a CSV's split column, train/test folders, a published split such
+    as PneumoniaMNIST's), the set is split stratified with `test_fraction` and `split_seed`;
+    where it has one, other values than the defaults are ignored with a `LabeledDataWarning`.
 
     A CSV's region columns are checked against each image's shape first: reads clip regions
     silently, so one outside its image would otherwise fail deep in preprocessing, or be stretched.
@@ -127,6 +166,9 @@ def load_labels(spec: str, test_fraction: float = 0.3, split_seed: int = 0):
 
     spec = str(spec)
     if spec.startswith("shared:"):
-        return load_shared_set(spec.split(":", 1)[1])
+        return load_shared_set(spec.split(":", 1)[1], test_fraction=test_fraction, split_seed=split_seed)
     labeled = load_labeled(spec)  # a CSV's regions are checked as it loads
+    if labeled.split is not None:
+        _warn_split_unused(spec, "its own split (a split column or train/test folders)", test_fraction,
+                           split_seed)
     return labeled.with_split(test_fraction, split_seed)

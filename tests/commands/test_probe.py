@@ -85,12 +85,38 @@ def test_compared_encoders_in_same_named_folders_get_distinct_rows(labeled_csv, 
     assert _probe(encoder_dir, labeled_csv, out, "--compare", tmp_path / "runA" / "encoder",
                   tmp_path / "runB" / "encoder") == 0
     rows = json.loads((out / "results.json").read_text())
-    assert [r["encoder"] for r in rows] == ["pretrained", "random_init", "runA/encoder", "runB/encoder"]
+    # with --compare the main encoder is named by its path too, not "pretrained"
+    assert [r["encoder"] for r in rows] == ["enc", "runA/encoder", "runB/encoder", "random_init"]
     with open(out / "results.csv") as fh:
         assert [r["encoder"] for r in csv.DictReader(fh)] == [r["encoder"] for r in rows]
-    candidates = json.loads((out / "meta.json").read_text())["candidates"]
-    assert sorted(candidates) == ["pretrained", "random_init", "runA/encoder", "runB/encoder"]
+    meta = json.loads((out / "meta.json").read_text())
+    candidates = meta["candidates"]
+    assert sorted(candidates) == ["enc", "random_init", "runA/encoder", "runB/encoder"]
     assert candidates["runB/encoder"]["encoder_dir"] == str(tmp_path / "runB" / "encoder")
+    assert candidates["enc"]["encoder_dir"] == str(encoder_dir) and meta["encoder_name"] == "enc"
+    assert candidates["random_init"]["random_init_of"] == str(encoder_dir)
+
+
+def test_compare_names_the_main_encoder_by_its_path(labeled_csv, encoder_dir, tmp_path, capsys):
+    # `probe runA/encoder --compare runB/encoder`: rows runA/encoder, runB/encoder, random_init
+    # (they read pretrained, random_init, encoder before: which run was "pretrained"?)
+    import shutil
+
+    for run in ("runA", "runB"):
+        shutil.copytree(encoder_dir, tmp_path / run / "encoder")
+    out = tmp_path / "report"
+    assert _probe(tmp_path / "runA" / "encoder", labeled_csv, out, "--compare", tmp_path / "runB" / "encoder") == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["encoder"] for r in rows] == ["runA/encoder", "runB/encoder", "random_init"]
+    table = capsys.readouterr().out
+    assert "runA/encoder" in table and "runB/encoder" in table and "pretrained" not in table
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["encoder_name"] == "runA/encoder"
+    assert meta["candidates"]["runA/encoder"]["encoder_dir"] == str(tmp_path / "runA" / "encoder")
+    # alone, the main encoder keeps the name "pretrained"
+    assert _probe(tmp_path / "runA" / "encoder", labeled_csv, tmp_path / "alone") == 0
+    assert [r["encoder"] for r in json.loads((tmp_path / "alone" / "results.json").read_text())] == \
+        ["pretrained", "random_init"]
 
 
 def test_encoder_names_are_short_unique_and_not_reserved(tmp_path):
@@ -209,4 +235,61 @@ def test_a_compared_encoder_the_data_does_not_fit_is_named(labeled_csv, encoder_
         stats["channel_names"] = card["channel_names"]
     (other / "encoder.json").write_text(json.dumps(card))
     assert _probe(encoder_dir, labeled_csv, tmp_path / "report", "--compare", other) == 2
-    assert "compared encoder enc:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # named by the path ending that tells it from the main encoder (tmp_path/enc): "enc" alone would not
+    assert "compared encoder other/enc:" in err and "not in the data" in err
+
+
+@pytest.mark.parametrize("option, default", [
+    ("--linear-c", "1.0"), ("--finetune-steps", "100"), ("--finetune-lr", "0.0001"), ("--layer-decay", "0.75"),
+    ("--test-fraction", "0.3"), ("--split-seed", "0"), ("--batch-size", "256"), ("--normalization", "card"),
+    ("--resize", "crop when the card and the data both have physical pixel spacing"),
+])
+def test_help_shows_each_default(option, default, capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    at = text.index(f" {option} ", text.index("options:"))
+    entry = text[at:at + 400]
+    nxt = re.search(r" --[a-z-]+ [A-Z{]", entry[len(option) + 2:])  # the next option's own entry
+    entry = entry[:len(option) + 2 + nxt.start()] if nxt else entry
+    assert f"default {default}" in entry or f"default: {default}" in entry, entry
+
+
+def test_help_says_which_sets_take_the_split_options(capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    assert "a folder without train/test, shared:coffee, shared:jurkat (default 0.3; shared:pneumoniamnist " \
+           "keeps its official split)" in text
+
+
+def test_split_options_reach_a_shared_set(encoder_dir, tmp_path, monkeypatch):
+    # --test-fraction / --split-seed were dropped for shared:coffee and shared:jurkat (meta.json kept
+    # the 70/30 seed-0 split); the loader must get them and meta.json show the split they make
+    import domainssl.transfer.labeled_sets as sets
+    from domainssl.transfer.labeled import from_arrays, stratified_split
+
+    seen = []
+
+    def fake_coffee(root=None, seed=0, test_fraction=0.3):
+        seen.append((seed, test_fraction))
+        rng = np.random.default_rng(0)
+        images = rng.normal(100, 20, (20, 2, 16, 16)).astype(np.float32)
+        y = np.arange(20) % 2
+        return from_arrays(images, y, class_names=["coffee", "noncoffee"], split=stratified_split(y, test_fraction, seed),
+                           channel_names=["ch0", "ch1"], name="coffee",
+                           info={"split_rule": f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {seed}"})
+
+    monkeypatch.setattr(sets, "load_coffee", fake_coffee)
+    out = tmp_path / "r"
+    assert main(["probe", str(encoder_dir), "--data", "shared:coffee", "--shots", "2", "--seeds", "1",
+                 "--no-random-init", "--test-fraction", "0.5", "--split-seed", "7", "--out", str(out)]) == 0
+    assert seen == [(7, 0.5)]
+    data = json.loads((out / "meta.json").read_text())["data"]
+    assert data["split_rule"] == "stratified 50%/50%, seed 7"
+    assert data["test"] == {"coffee": 5, "noncoffee": 5} and data["train"] == {"coffee": 5, "noncoffee": 5}

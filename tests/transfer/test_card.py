@@ -165,33 +165,74 @@ def test_value_range_with_percentiles_keeps_zero_centred_channels_open():
         check_value_range(dn, [0.09, 0.11, 0.10, 0.24])
 
 
-def test_fewer_data_channels_message_gives_maps_that_work():
+def _mismatch(card, data, channel_map=None) -> str:
+    with pytest.raises(CardMismatchError) as err:
+        resolve_channels(card, data, channel_map=channel_map)
+    return str(err.value)
+
+
+def test_fewer_data_channels_get_a_template_not_a_positional_guess():
     import re
 
-    card = _card4()
-    data = ["green", "red", "nir"]  # coffee: 3 data channels, a 4-band encoder
-    with pytest.raises(CardMismatchError) as err:
-        resolve_channels(card, data)
-    text = str(err.value)
-    assert "An encoder with 4 channels needs a data channel for each of them" in text
-    maps = re.findall(r"--channel-map (\S+)", text)
-    assert maps == ["0,1,2,2", "B02=green,B03=red,B04=nir,B08=nir"]
-    for suggested in maps:
-        assert resolve_channels(card, data, channel_map=suggested) == [0, 1, 2, 2]
-    # 12 of 13 bands: the name pairs cover only the missing band, the others match by name
+    # a 12-band Sentinel-2 encoder on coffee's 3 bands: no band is named alike, so no map is offered
+    # as if it were right (the old message paired B01..B03 with green/red/nir by position and fed
+    # NIR to the nine others); the template lists every encoder band and the data's to choose from
+    bands = [f"B{i:02d}" for i in range(1, 13)]
+    text = _mismatch(_card(channel_names=bands, in_chans=12), ["green", "red", "nir"])
+    assert "--channel-map " + ",".join(f"{b}=<?>" for b in bands) + " (ENCODER=DATA names" in text
+    assert "data channels: green (0), red (1), nir (2)" in text
+    assert "feeding one data channel to several encoder channels runs, but it is not what the encoder saw" in text
+    assert "B12=nir" not in text and "2,2" not in text and "positional" not in text
+    # the template does not resolve as written: it has to be filled in
+    with pytest.raises(CardMismatchError, match="not found"):
+        resolve_channels(_card(channel_names=bands, in_chans=12), ["green", "red", "nir"],
+                         channel_map=re.search(r"--channel-map (\S+)", text).group(1))
+    # 4 bands on 3 (the coffee probe's case): same, one <?> per encoder band
+    assert "--channel-map B02=<?>,B03=<?>,B04=<?>,B08=<?> (" in _mismatch(_card4(), ["green", "red", "nir"])
+    # 12 of 13 bands: only the missing band needs a pair, and no data band is proposed for it
     names = [f"B{i:02d}" for i in range(1, 14)]
-    with pytest.raises(CardMismatchError) as err:
-        resolve_channels(_card(channel_names=names, in_chans=13), names[:12])
-    maps = re.findall(r"--channel-map (\S+)", str(err.value))
-    assert maps == [",".join(map(str, range(12))) + ",11", "B13=B12"]
+    text = _mismatch(_card(channel_names=names, in_chans=13), names[:12])
+    assert "--channel-map B13=<?> (" in text and "B13=B12" not in text
+    assert "data channels: B01 (0), B02 (1)" in text and "B12 (11)" in text
+
+
+def test_more_unnamed_data_channels_get_a_template_too():
+    # B08 missing, two data channels it could be: choosing by position would be a coin toss
+    text = _mismatch(_card(), ["B02", "B04", "B03", "nir"])
+    assert "--channel-map B08=<?> (" in text and "data channels: B02 (0), B04 (1), B03 (2), nir (3)" in text
+    assert "B08=B02" not in text and "feeding one data channel" not in text
+
+
+def test_same_count_other_names_get_a_positional_map_labelled_as_a_guess():
+    import re
+
+    text = _mismatch(_card(), ["a", "b", "c"])
+    assert "a positional guess: check that each pair is the same band or stain" in text
+    maps = re.findall(r"--channel-map ([^\s;)]+)", text)
+    assert maps == ["B04=a,B03=b,B08=c", "0,1,2"]
     for suggested in maps:
-        assert resolve_channels(_card(channel_names=names, in_chans=13), names[:12],
-                                channel_map=suggested) == list(range(12)) + [11]
-    # same count, other names: the suggestion maps every encoder channel (one pair alone would not resolve)
-    with pytest.raises(CardMismatchError) as err:
-        resolve_channels(_card(), ["a", "b", "c"])
-    for suggested in re.findall(r"--channel-map (\S+)", str(err.value)):
         assert resolve_channels(_card(), ["a", "b", "c"], channel_map=suggested) == [0, 1, 2]
+    # channels the data has by name keep their place; only the unmatched one is paired
+    text = _mismatch(_card(), ["nir", "B03", "B04"])
+    maps = re.findall(r"--channel-map ([^\s;)]+)", text)
+    assert maps == ["B08=nir", "2,1,0"] and "positional guess" in text
+    for suggested in maps:
+        assert resolve_channels(_card(), ["nir", "B03", "B04"], channel_map=suggested) == [2, 1, 0]
+
+
+def test_example_channel_map_guesses_only_one_to_one():
+    from domainssl.transfer.card import example_channel_map
+
+    assert example_channel_map(["B04", "B03", "B08"], ["a", "b", "c"]) == [0, 1, 2]
+    assert example_channel_map(["B04", "B03", "B08"], ["B08", "x", "B04"]) == [2, 1, 0]
+    assert example_channel_map(["B02", "B03", "B04", "B08"], ["green", "red", "nir"]) is None  # fewer
+    assert example_channel_map(["B04", "B03", "B08"], ["a", "b", "c", "d"]) is None  # which 3 of 4?
+
+
+def test_a_wrong_map_for_data_with_every_channel_says_which_indices_pick_them():
+    text = _mismatch(_card(), ["B02", "B04", "B03", "B08"], channel_map=[0, 1])
+    assert text.endswith("The data has every encoder channel by name; --channel-map 1,2,3 picks them in the "
+                         "encoder's order (channel_map=[1,2,3] in Python).")
 
 
 def test_value_range_accepts_a_dim_channel_inside_a_wide_distribution():
