@@ -51,7 +51,7 @@ def run(args) -> int:
             run_dir = None
         else:
             raise RecipeError("give --config RECIPE.yaml (see recipes/) or --resume RUN")
-        recipe = apply_overrides(load_recipe(config), overrides)
+        recipe = apply_overrides(load_recipe(config), overrides, source=str(config))
         if run_dir is None:
             run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / (recipe.get("name") or config.stem)
         if recipe["data"].get("root") is None and recipe["data"].get("manifest") is None:

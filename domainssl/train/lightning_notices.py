@@ -28,6 +28,10 @@ BY_DESIGN_WARNINGS = (
      "and the earlier CSV log was kept as metrics.partN.csv"),
     (r"Checkpoint directory .* exists and is not empty",
      "only a resumed run checkpoints into its folder again; its new checkpoints join the earlier"),
+    (r"You're resuming from a checkpoint that ended before the epoch ended and your dataloader is"
+     r" not resumable",
+     "the patch order resumes exactly: the run's sampler (EpochSampler) keeps its position in the "
+     "checkpoint, and resumed runs end with an uninterrupted run's weights (tested to the bit)"),
 )
 
 # rank-zero info lines (logging, not warnings) that advertise rather than inform

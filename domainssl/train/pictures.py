@@ -89,6 +89,9 @@ def read_metrics(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+FEW_POINTS = 30  # curves of at most this many logged points show each point as a marker
+
+
 def plot_curves(metrics_path, out_png, metrics: Sequence[str] = ("train/loss", "train/emb_std", "val/knn_acc")) -> Path | None:
     """Loss and collapse-monitor curves against step from a metrics.csv or a run's csv/ folder;
     None when the log holds none of `metrics`."""
@@ -100,7 +103,8 @@ def plot_curves(metrics_path, out_png, metrics: Sequence[str] = ("train/loss", "
     fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.5), squeeze=False)
     for ax, name in zip(axes[0], shown):
         steps, values = data[name]
-        ax.plot(steps, values, lw=1)
+        # a line through one point draws nothing: few points are drawn as markers too
+        ax.plot(steps, values, lw=1, marker="o" if len(steps) <= FEW_POINTS else None, ms=3)
         ax.set_xlabel("step")
         ax.set_title(name)
         ax.grid(alpha=0.3)

@@ -22,7 +22,7 @@ from typing import Any
 from ..jsonable import jsonable
 from .lightning_notices import quiet_lightning
 from ..ranks import is_rank_zero, quiet_unless_rank_zero, rank_work_dir, started_by_lightning
-from .recipe import RecipeError, dump_recipe
+from .recipe import RecipeError, dump_recipe, is_run_config
 
 CKPT_DIR = "checkpoints"
 LAST_CKPT = "last.ckpt"
@@ -34,21 +34,27 @@ def _line_progress():
     import lightning as L
 
     class LineProgress(L.Callback):
-        def __init__(self, every: int):
+        def __init__(self, every: int, cap_logging: bool = False):
             self.every = max(1, int(every))
+            self.cap_logging = cap_logging  # the run chose trainer.log_every_n_steps, not the recipe
             self.start = None
             self.total = None
             self.said = None  # the last step reported (micro-batches of one step end alike)
 
         def on_train_start(self, trainer, pl_module):
             self.start = time.monotonic()
-            if not trainer.is_global_zero:
-                self.every = None  # one rank reports the run
-                return
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
             if total is None:  # a run given in epochs
                 estimate = trainer.estimated_stepping_batches
                 total = int(estimate) if estimate != float("inf") else None
+            if self.cap_logging and total and 0 < total < trainer.log_every_n_steps:
+                # A run of fewer steps than the logging interval would log no metrics (and draw
+                # no curves); a step-limited run is capped when the Trainer is built, one given
+                # in epochs only now that its loader's length is known. Every rank alike.
+                trainer.log_every_n_steps = total
+            if not trainer.is_global_zero:
+                self.every = None  # one rank reports the run
+                return
             self.total = total
             print(f"[domainssl] pretraining {pl_module.method_name}: {total or '?'} steps", flush=True)
 
@@ -188,6 +194,8 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     L.seed_everything(int(recipe.get("seed", 0)), workers=True, verbose=False)
     data = dict(recipe.get("data") or {})
     data.setdefault("seed", int(recipe.get("seed", 0)))
+    if isinstance(data.get("patch_size"), (int, float)):  # one value: the same on every spatial axis
+        data["patch_size"] = [data["patch_size"]]
     # Resume: the same patches and normalisation. The other ranks of Lightning's launcher: rank 0
     # built them moments ago (see train.ranks).
     if resume or started_by_lightning():
@@ -287,12 +295,13 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
     else:
         trainer_cfg.setdefault("limit_val_batches", 0)
 
+    chosen_log_interval = "log_every_n_steps" not in trainer_cfg  # else the recipe's, as given
     every = int((recipe.get("checkpoint") or {}).get("every_n_steps") or 500)
     log_every = int((recipe.get("log") or {}).get("every_n_steps") or 10)
     callbacks = [ModelCheckpoint(dirpath=str(run_dir / CKPT_DIR), filename="step{step:07d}", auto_insert_metric_name=False,
                                  every_n_train_steps=every, save_last=True, save_top_k=-1,
                                  enable_version_counter=False),  # a resumed run's last.ckpt stays last.ckpt
-                 _line_progress()(log_every)]
+                 _line_progress()(log_every, cap_logging=chosen_log_interval)]
     if resume and is_rank_zero():
         keep_csv_history(run_dir / "csv")
     loggers = [TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
@@ -510,6 +519,51 @@ def _refuse_finished(ckpt: Path, recipe: dict[str, Any]) -> None:
                           f"pass --trainer.max_steps N with N > {done} to train further")
 
 
+def _check_accelerator(recipe: dict[str, Any]) -> None:
+    """A GPU asked for where none is visible: said before the archive is scanned (Lightning
+    said only "No supported gpu backend found!", after the scan and statistics)."""
+    import torch
+
+    accel = (recipe.get("trainer") or {}).get("accelerator", "auto")
+    if not isinstance(accel, str):
+        return  # an Accelerator object (the Python API): Lightning checks it
+    accel = accel.lower()
+    if accel in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise RecipeError(f"trainer.accelerator {accel!r}: no GPU is visible here "
+                          f"(torch.cuda.is_available() is False); use --trainer.accelerator cpu "
+                          f"(or auto, which takes a GPU where there is one)")
+    if accel == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RecipeError("trainer.accelerator 'mps': no Apple GPU is usable here; use "
+                          "--trainer.accelerator cpu (or auto)")
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    """Whether `run_dir` is a run folder this module wrote: its run facts, a checkpoint, a
+    training process's RUNNING file, or a config.yaml that `dump_recipe` wrote (a run that
+    stopped before its run facts, e.g. in the scan)."""
+    if any((run_dir / name).is_file() for name in (RUN_FACTS, RUNNING, f"{CKPT_DIR}/{LAST_CKPT}")):
+        return True
+    return is_run_config(run_dir / "config.yaml")
+
+
+def _refuse_foreign_folder(run_dir: Path, recipe: dict[str, Any]) -> None:
+    """A --run-dir that holds files but no run: a new run would overwrite its config.yaml,
+    stats.json, ... without a word. Files the recipe names as data.manifest / data.stats (a scan
+    written there beforehand) and other ranks' `ranks/` folders do not count."""
+    if not run_dir.is_dir() or _holds_a_run(run_dir):
+        return
+    data = recipe.get("data") or {}
+    named = {Path(str(data[k])).resolve() for k in ("manifest", "stats") if data.get(k)}
+    found = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir()
+                   if p.name != "ranks" and p.resolve() not in named)
+    if not found:
+        return
+    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    raise RecipeError(f"{run_dir} is not empty and holds no domainssl run (found {shown}); a run "
+                      f"writes config.yaml, stats.json, checkpoints/ ... into its folder: give an "
+                      f"empty or new --run-dir")
+
+
 def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datamodule=None) -> dict[str, Any]:
     """Train a recipe into `run_dir` (resuming from its last checkpoint when `resume`).
 
@@ -517,6 +571,9 @@ def run_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, datam
     Returns the run facts (also written to RUN_DIR/run.json), including `final` metrics.
     """
     run_dir = Path(run_dir)
+    _check_accelerator(recipe)
+    if not resume and is_rank_zero():
+        _refuse_foreign_folder(run_dir, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / CKPT_DIR / LAST_CKPT
     if resume and not ckpt.is_file():

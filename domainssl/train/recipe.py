@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -88,8 +89,21 @@ def load_recipe(path) -> dict[str, Any]:
     return validate_recipe(_merge(DEFAULTS, recipe), where=str(path))
 
 
-def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, Any]:
-    """Check top-level keys and the sections every run needs; return the recipe."""
+def unknown_key_error(section: str, key: Any, known: Sequence[str], where: str,
+                      takes: str | None = None) -> RecipeError:
+    """The error for a key `section.key` that is not one of `known`: where it was found, the
+    closest valid key and the valid keys (`takes` names the section, default `section:`)."""
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+    return RecipeError(f"{where}: unknown key {section}.{key}{hint}; {takes or f'`{section}:`'} takes "
+                       f"{list(known)}")
+
+
+def validate_recipe(recipe: dict[str, Any], where: str = "recipe",
+                    overridden: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Check top-level keys, the sections every run needs and the keys and hyper-parameter values
+    of each section (before any data is read); return the recipe. `overridden`: the (section,
+    key) pairs set on the command line, which errors name as `override --section.key`."""
     unknown = [k for k in recipe if k not in TOP_LEVEL]
     if unknown:
         raise RecipeError(f"{where}: unknown top-level keys {unknown}; a recipe has {list(TOP_LEVEL)}")
@@ -102,6 +116,12 @@ def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, 
         raise RecipeError(f"{where}: method.name is required (simclr, mocov3, byol, dino, mae)")
     if "preset" not in recipe["views"]:
         raise RecipeError(f"{where}: views.preset is required (ct, mr, multispectral, rgb, fluorescence)")
+    overridden = frozenset(overridden)
+
+    def origin(section: str, key: Any) -> str:
+        """Where a key came from: the command line, or the recipe (`where`)."""
+        return f"override --{section}.{key}" if (section, str(key)) in overridden else where
+
     for section, known in SECTION_KEYS.items():
         body = recipe.get(section)
         if body is None:
@@ -110,10 +130,8 @@ def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, 
             raise RecipeError(f"{where}: section `{section}:` must be a mapping of {list(known)}")
         for key in body:
             if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean {section}.{close[0]}?)" if close else ""
-                raise RecipeError(f"{where}: unknown key {section}.{key}{hint}; `{section}:` takes "
-                                  f"{list(known)}")
+                raise unknown_key_error(section, key, known, origin(section, key))
+    _check_argument_sections(recipe, origin)
     strategy = str(recipe["trainer"].get("strategy", ""))
     if any(word in strategy for word in ("spawn", "fork", "notebook")):
         # These train in child processes and hand back only the weights: the run's monitors,
@@ -121,6 +139,160 @@ def validate_recipe(recipe: dict[str, Any], where: str = "recipe") -> dict[str, 
         raise RecipeError(f"{where}: trainer.strategy {strategy!r} is not supported; use 'ddp' (what "
                           f"trainer.devices > 1 chooses by default) or start the run with torchrun")
     return recipe
+
+
+# Keys of data/method/trainer that the run passes itself: a recipe cannot set them.
+SET_BY_THE_RUN = {
+    "data": ("work_dir", "transform", "collate_fn"),
+    "method": ("encoder", "batch_views", "method_hparams"),
+    "trainer": ("logger", "callbacks", "default_root_dir"),
+}
+
+
+def _init_keys(cls, skip: Sequence[str] = ()) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of `cls.__init__` (not self, *args, **kwargs or `skip`)."""
+    return {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and name not in skip
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+
+
+def section_parameters(section: str, recipe: dict[str, Any]) -> dict[str, inspect.Parameter]:
+    """The keys `data:`, `method:` (of the recipe's method.name) or `trainer:` accept: the
+    parameters of PatchDataModule, the method class with SSLMethod's, lightning.Trainer."""
+    if section == "data":
+        from ..data.datamodule import PatchDataModule
+
+        return _init_keys(PatchDataModule, SET_BY_THE_RUN["data"])
+    if section == "trainer":
+        import lightning as L
+
+        return _init_keys(L.Trainer, SET_BY_THE_RUN["trainer"])
+    from ..methods.base import SSLMethod
+    from ..methods.build import method_class
+
+    cls = method_class(str(recipe["method"]["name"]))
+    return {**_init_keys(SSLMethod, SET_BY_THE_RUN["method"]), **_init_keys(cls, SET_BY_THE_RUN["method"])}
+
+
+def _check_argument_sections(recipe: dict[str, Any], origin) -> None:
+    """Keys of `data:`, `method:`, `trainer:` against what they are passed to, and the method's
+    hyper-parameter values against its signature, before the archive is scanned (a typo used to
+    surface as a TypeError after the scan and statistics, a bad value deep in torch.optim)."""
+    name = recipe["method"]["name"]
+    try:
+        section_parameters("method", recipe)
+    except ValueError as exc:
+        raise RecipeError(f"{origin('method', 'name')}: method.name: {exc}") from None
+    for section in ("data", "method", "trainer"):
+        params = section_parameters(section, recipe)
+        known = sorted([*params, *(["name"] if section == "method" else [])])
+        takes = f"`method:` of {name}" if section == "method" else None
+        for key in recipe[section]:
+            if key in known:
+                continue
+            if key in SET_BY_THE_RUN[section]:
+                raise RecipeError(f"{origin(section, key)}: {section}.{key} is set by the run itself "
+                                  f"(its folder, loggers, data and views); leave it out")
+            raise unknown_key_error(section, key, known, origin(section, key), takes=takes)
+    method = recipe["method"]
+    params = section_parameters("method", recipe)
+    for key, value in list(method.items()):
+        if key != "name":
+            method[key] = _checked_hparam(key, value, params[key], origin("method", key))
+    if "patch_size" in recipe["data"]:
+        _check_patch_size(recipe["data"]["patch_size"], origin("data", "patch_size"))
+
+
+# method hyper-parameters with a fixed set of values
+_CHOICES = {"compile": (False, True, "modules", "full"), "nan_guard": ("skip", "stop", "off")}
+# integer hyper-parameters that count something present (sizes, layers, neighbours, steps)
+_AT_LEAST_ONE = ("_dim", "_depth", "_heads", "knn_k", "num_global_crops", "max_steps")
+
+
+def _found(value: Any) -> str:
+    kind = {str: "text", bool: "a boolean", list: "a list", dict: "a mapping"}.get(type(value))
+    return f"{value!r}" + (f" ({kind})" if kind else "")
+
+
+def _checked_hparam(key: str, value: Any, param: inspect.Parameter, where: str) -> Any:
+    """`value` of method hyper-parameter `key` if its type (from the signature's annotation and
+    default) and range fit, an integral float as an int; else a RecipeError naming the key, the
+    value and what is expected."""
+    default = param.default
+    annotation = str(param.annotation)
+    optional = default is None or "None" in annotation
+
+    def bad(expected: str) -> RecipeError:
+        example = "" if default in (None, inspect.Parameter.empty) else f", e.g. {_plain_yaml(default)}"
+        comma = ""
+        if isinstance(value, str) and "," in value and _is_number(value.replace(",", ".")):
+            comma = f" (decimals take a point: {value.replace(',', '.')}, not {value})"
+        null = " or null" if optional else ""
+        return RecipeError(f"{where}: method.{key} is {_found(value)}; expected {expected}{null}"
+                           f"{example}{comma}")
+
+    if value is None and optional:
+        return value
+    if key in _CHOICES:
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)) or value not in _CHOICES[key]:
+            raise bad("one of " + ", ".join(_plain_yaml(v) for v in _CHOICES[key]))
+        return value
+    is_number = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and value == value and value not in (float("inf"), float("-inf")))
+    if annotation == "bool" or isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if annotation.startswith("int") or type(default) is int:
+        least = 1 if any(part in key for part in _AT_LEAST_ONE) else 0
+        if not is_number or int(value) != value or value < least:
+            raise bad(f"a whole number >= {least}")
+        return int(value)
+    if annotation.startswith("float") or isinstance(default, float):
+        if key == "lr" or ("temp" in key and not key.endswith("_steps")):
+            expected, fits = "a positive number", value > 0 if is_number else False
+        elif key == "grad_clip":
+            expected, fits = "a positive number (the largest gradient norm)", value > 0 if is_number else False
+        elif "momentum" in key or key == "final_lr_ratio":
+            expected, fits = "a number from 0 to 1", 0 <= value <= 1 if is_number else False
+        elif key == "mask_ratio":
+            expected, fits = "a number between 0 and 1 (the share of patches hidden)", (
+                0 < value < 1 if is_number else False)
+        else:
+            expected, fits = "a number >= 0", value >= 0 if is_number else False
+        if not fits:
+            raise bad(expected)
+        return value
+    if annotation.startswith("Sequence[float]") or isinstance(default, tuple):
+        n = len(default) if isinstance(default, tuple) else None
+        fits = (isinstance(value, (list, tuple)) and (n is None or len(value) == n)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        if fits and key == "betas":
+            fits = all(0 <= v < 1 for v in value)
+        if not fits:
+            raise bad(f"a list of {n or 'some'} numbers" + (" from 0 up to (not including) 1" if key == "betas" else ""))
+        return list(value)
+    if (annotation == "str" or isinstance(default, str)) and not isinstance(value, str):
+        raise bad("text")
+    return value
+
+
+def _plain_yaml(value: Any) -> str:
+    """`value` as a recipe writes it (true, [0.9, 0.999], 'skip', 0.001)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+def _check_patch_size(value: Any, where: str) -> None:
+    """data.patch_size: one positive number (every spatial axis) or one per axis (2 or 3)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    ok = (1 <= len(values) <= 3
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values))
+    if not ok:
+        raise RecipeError(f"{where}: data.patch_size is {_found(value)}; expected a positive number "
+                          f"(the same on every spatial axis) or one per axis, e.g. [64, 64] or "
+                          f"[16, 96, 96] (z, y, x)")
 
 
 def parse_overrides(args: Sequence[str]) -> list[tuple[list[str], Any]]:
@@ -165,8 +337,10 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def apply_overrides(recipe: dict[str, Any], overrides: Sequence[str] | None) -> dict[str, Any]:
-    """A copy of `recipe` with dotted command-line overrides set (nested dicts created as needed)."""
+def apply_overrides(recipe: dict[str, Any], overrides: Sequence[str] | None,
+                    source: str | None = None) -> dict[str, Any]:
+    """A copy of `recipe` with dotted command-line overrides set (nested dicts created as needed).
+    `source`: the recipe file, named by errors in keys the overrides did not set."""
     recipe = copy.deepcopy(recipe)
     parsed = parse_overrides(overrides or [])
     keys = {tuple(parts) for parts, _ in parsed}
@@ -187,12 +361,26 @@ def apply_overrides(recipe: dict[str, Any], overrides: Sequence[str] | None) -> 
                 node[part] = {}
             node = node[part]
         node[parts[-1]] = value
-    return validate_recipe(recipe, where="recipe with overrides")
+    return validate_recipe(recipe, where=source or "recipe with overrides",
+                           overridden={(parts[0], parts[1]) for parts, _ in parsed if len(parts) > 1})
+
+
+# The first line of a run's config.yaml: how a run folder is told from a folder of other files.
+RUN_CONFIG_HEADER = "# domainssl pretrain: the resolved recipe of this run (overrides applied)\n"
 
 
 def dump_recipe(recipe: dict[str, Any], path) -> Path:
-    """Write the resolved recipe (what the run used) as YAML."""
+    """Write the resolved recipe (what the run used) as YAML, under RUN_CONFIG_HEADER."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    path.write_text(RUN_CONFIG_HEADER + yaml.safe_dump(recipe, sort_keys=False))
     return path
+
+
+def is_run_config(path) -> bool:
+    """Whether `path` is a config.yaml that `dump_recipe` wrote."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline() == RUN_CONFIG_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -90,3 +90,40 @@ def test_quiet_lightning_drops_the_by_design_notices_only(tmp_path):
     assert not any("litlogger" in line for line in lines)
     assert "a reader's warning" in said
     assert any("GPU available" in line for line in lines)  # the facts still come through
+
+
+class _Four(L.LightningDataModule):
+    """Four batches an epoch, from a DataLoader without state_dict (Lightning: "not resumable")."""
+
+    def train_dataloader(self):
+        data = torch.utils.data.TensorDataset(torch.randn(4, 2))
+        return torch.utils.data.DataLoader(data, batch_size=1)
+
+
+def _resume_mid_epoch(tmp_path, quiet: bool) -> list[str]:
+    """Fit 1 step, save, resume to step 2 (mid-epoch); the warnings of the resumed fit."""
+    import contextlib
+
+    def trainer(steps):
+        return L.Trainer(default_root_dir=str(tmp_path), logger=False, max_steps=steps, limit_val_batches=0,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         accelerator="cpu")
+
+    first = trainer(1)
+    first.fit(_Tiny(), datamodule=_Four())
+    first.save_checkpoint(str(tmp_path / "mid.ckpt"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_lightning() if quiet else contextlib.nullcontext():
+            trainer(2).fit(_Tiny(), datamodule=_Four(), ckpt_path=str(tmp_path / "mid.ckpt"), weights_only=False)
+    return [str(w.message) for w in caught]
+
+
+RESUME_NOTICE = "resuming from a checkpoint that ended before the epoch ended"
+
+
+def test_the_mid_epoch_resume_notice_is_dropped(tmp_path):
+    # Our EpochSampler keeps its place in the checkpoint (resumes are bit-exact, tested in
+    # tests/commands), so Lightning's "dataloader is not resumable" on every --resume is noise.
+    assert any(RESUME_NOTICE in text for text in _resume_mid_epoch(tmp_path / "loud", quiet=False))
+    assert not any(RESUME_NOTICE in text for text in _resume_mid_epoch(tmp_path / "quiet", quiet=True))

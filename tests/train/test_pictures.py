@@ -44,3 +44,23 @@ def test_multispectral_pictures_show_true_colour_where_the_bands_say_which():
     img[3, 0, 0] = 0.0
     shown = _display(img, display_channels(s2))
     assert shown.shape == (4, 4, 3) and shown[1, 1].tolist() == [1.0, 0.0, 0.0]
+
+
+def _line_colour_pixels(png) -> int:
+    """Pixels of matplotlib's first line colour (C0, #1f77b4) in a PNG."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    rgb = imread(str(png))[..., :3]
+    return int((np.abs(rgb - np.array([0x1F, 0x77, 0xB4]) / 255).max(-1) < 0.08).sum())
+
+
+def test_a_curve_of_one_logged_point_is_drawn(tmp_path):
+    # a short run logs one point: drawn as a line alone it left curves.png blank
+    from domainssl.train.pictures import plot_curves
+
+    _write(tmp_path / "metrics.csv", [(8, 3.6, "")])
+    png = plot_curves(tmp_path, tmp_path / "curves.png")
+    assert _line_colour_pixels(png) > 10
+    _write(tmp_path / "metrics.csv", [(s, 1.0 / (s + 1), "") for s in range(200)])  # many: a line
+    assert _line_colour_pixels(plot_curves(tmp_path, tmp_path / "long.png")) > 10

@@ -1,6 +1,6 @@
 import pytest
 
-from domainssl.train.recipe import RecipeError, apply_overrides, load_recipe
+from domainssl.train.recipe import RecipeError, apply_overrides, load_recipe, parse_overrides
 
 BASE = "recipes/xray_simclr.yaml"
 
@@ -9,8 +9,14 @@ BASE = "recipes/xray_simclr.yaml"
                                        ("3", 3), ("true", True), ("null", None), ("1e", "1e")])
 def test_override_values_parse_as_a_scientist_writes_them(raw, value):
     # PyYAML alone reads 1e-3 as the string '1e-3'; it must be a float before it reaches AdamW.
+    [(key, parsed)] = parse_overrides(["--method.lr", raw])
+    assert key == ["method", "lr"] and parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("raw", ["1e-3", "1.5E-4", "2e+0"])
+def test_an_exponent_learning_rate_reaches_the_recipe_as_a_float(raw):
     recipe = apply_overrides(load_recipe(BASE), ["--method.lr", raw])
-    assert recipe["method"]["lr"] == value and type(recipe["method"]["lr"]) is type(value)
+    assert recipe["method"]["lr"] == float(raw) and type(recipe["method"]["lr"]) is float
 
 
 def test_recipe_files_read_exponents_as_floats(tmp_path):
