@@ -92,7 +92,8 @@ def run(args) -> int:
     if args.accelerator:
         overrides += ["--trainer.accelerator", args.accelerator]
     try:
-        recipe = apply_overrides(load_recipe(_recipe_path(args.recipe)), overrides)
+        recipe_path = _recipe_path(args.recipe)
+        recipe = apply_overrides(load_recipe(recipe_path), overrides, source=str(recipe_path))
         from ..transfer.export_run import export_run
         from ..train.pretraining import run_pretraining
 
