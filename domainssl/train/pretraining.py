@@ -13,6 +13,7 @@ RUN_DIR layout:
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import asdict
@@ -246,9 +247,12 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         encoder = build_encoder(arch, in_chans=len(enc_channels), spatial_dims=dims, input_size=input_size,
                                 channel_names=enc_channels, **model)
     except (TypeError, ValueError) as exc:
-        hint = (f" (the model section holds keys of another architecture than {arch!r}: write a recipe "
-                f"without them)" if isinstance(exc, TypeError) and "unexpected keyword" in str(exc) else "")
-        raise RecipeError(f"model: {exc}{hint}") from exc
+        unexpected = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        if isinstance(exc, TypeError) and unexpected:
+            key = unexpected.group(1)
+            raise RecipeError(f"model.{key} is not an argument of the {arch!r} encoder: a misspelt key, or "
+                              f"one of another architecture; correct or remove it (model: {sorted(model)})") from exc
+        raise RecipeError(f"model: {exc}") from exc
 
     trainer_cfg = dict(recipe["trainer"])
     method_cfg = dict(recipe["method"])

@@ -111,3 +111,12 @@ def test_an_epoch_limited_run_shorter_than_the_logging_interval_logs_its_curves(
     assert (run / "pictures" / "curves.png").is_file()
     facts = json.loads((run / "run.json").read_text())
     assert facts["final"]["global_step"] == total and facts["input_size"] == [16, 16]
+
+
+def test_a_misspelt_model_key_is_named(tiles, tmp_path, capsys):
+    # model keys depend on the architecture, so they are checked when the encoder is built
+    args = tiny_pretrain_args(tiles, tmp_path / "run", 1) + QUIET + ["--model.drop_path_rat", "0.1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "model.drop_path_rat is not an argument of the" in err and "misspelt key" in err
+    assert "Traceback" not in err
