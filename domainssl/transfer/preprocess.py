@@ -175,10 +175,8 @@ def to_input(image: np.ndarray, spec: InputSpec, normaliser=None, mask: np.ndarr
         raise ValueError(f"mask of shape {tuple(np.shape(mask))} for an image of shape {tuple(image.shape)}; "
                          "give one bool per pixel (*S), True = valid")
     valid = _valid_mask(x, mask)
-    a, b = normaliser.fit(x[None], None if valid is None else valid[None])
-    if valid is not None:  # invalid pixels take the value that normalises to 0, as in pretraining
-        fill = normaliser.fill_values(a, b)[0].to(x.dtype)
-        x = torch.where(valid[None], x, fill.reshape((-1,) + (1,) * (x.ndim - 1)))
+    filled, a, b = normaliser.fit_and_fill(x[None], None if valid is None else valid[None])
+    x = filled[0]  # invalid pixels take the value that normalises to 0, as in pretraining
     if spec.zoom:
         new = [max(1, round(s * z)) for s, z in zip(x.shape[1:], spec.zoom)]
         x = F.interpolate(x[None], size=new, mode="bilinear" if x.ndim == 3 else "trilinear",

@@ -65,10 +65,7 @@ class BatchViewGenerator(SeededViews, torch.nn.Module):
         if not bool(torch.isfinite(x.sum())):  # a finite sum proves every value finite
             finite = torch.isfinite(x).all(1)
             valid = finite if valid is None else valid & finite
-        a, b = plan.normaliser.fit(x, valid)
-        if valid is not None:
-            fill = plan.normaliser.fill_values(a, b).to(x.dtype)
-            x = torch.where(valid[:, None], x, fill.reshape(fill.shape + (1,) * in_dims))
+        x, a, b = plan.normaliser.fit_and_fill(x, valid)
         axis = plan.config.slice_axis
         if slab is not None:
             depth = x.shape[2 + axis]

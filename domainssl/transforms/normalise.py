@@ -175,6 +175,18 @@ class Normaliser:
         zero_point = torch.where(a != 0, -b / safe, torch.zeros_like(a))
         return zero_point.amin(-1)
 
+    def fit_and_fill(self, x, valid=None):
+        """Fit on the valid pixels of a batch x (B, C, *S) (`valid` (B, *S) bool, None = all) and
+        give invalid pixels the value that normalises to 0, per sample and channel, so nodata
+        looks the same in every view and in transfer. Returns (filled x, a, b) as `fit`."""
+        import torch
+
+        a, b = self.fit(x, valid)
+        if valid is not None:
+            fill = self.fill_values(a, b).to(x.dtype)
+            x = torch.where(valid[:, None], x, fill.reshape(fill.shape + (1,) * (x.ndim - 2)))
+        return x, a, b
+
     def apply(self, x, a, b):
         """Normalise views x (B, C, *S) with maps (B, C, W) -> (B, C*W, *S), clipped if set.
 

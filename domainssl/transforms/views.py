@@ -94,10 +94,8 @@ class ViewGenerator(SeededViews):
         gen = torch_generator(rng)
 
         valid = _valid_mask(x, sample.get("mask"))
-        a, b = plan.normaliser.fit(x[None], None if valid is None else valid[None])
-        if valid is not None:  # invalid pixels take the value that normalises to 0
-            fill = plan.normaliser.fill_values(a, b)[0].to(x.dtype)
-            x = torch.where(valid[None], x, fill.reshape((-1,) + (1,) * in_dims))
+        filled, a, b = plan.normaliser.fit_and_fill(x[None], None if valid is None else valid[None])
+        x = filled[0]
         if slab is not None:
             axis = plan.config.slice_axis
             depth = x.shape[1 + axis]
