@@ -293,19 +293,9 @@ def encoder_input_names(card: dict[str, Any]) -> list[str]:
     CT windows (one data channel -> several encoder channels) "NAME[L<level>,W<width>]", window
     minor, the order `domainssl.transforms.ct_windows` stacks them in; a 2.5D encoder's slab
     channels ("NAME@z-1", ...) as its views named them."""
-    names = [str(n) for n in card["channel_names"]]
-    slabs = slab_depth(card)
-    if slabs > 1:
+    if slab_depth(card) > 1:
         return [str(n) for n in card["build"]["channel_names"]]
-    per = int(card["in_chans"]) // max(len(names), 1)
-    windows = (card.get("normalization") or {}).get("windows") or []
-    if per > 1 and len(windows) == per:
-        from ..transforms.config import window_channel_names
-
-        return window_channel_names(names, windows)
-    if per > 1:
-        return [f"{n}#{k}" for n in names for k in range(per)]
-    return names
+    return _view_channel_names(card["channel_names"], card.get("normalization"))
 
 
 # -- checking data against the card ------------------------------------------------------------
@@ -454,6 +444,11 @@ def normalize_unit(unit) -> str:
 
 def _no_scale(units) -> bool:
     return not units or all(normalize_unit(u) == "px" for u in units)
+
+
+def has_physical_scale(units) -> bool:
+    """True when every axis has a physical unit (no px, "pixel", blank or missing unit)."""
+    return bool(units) and all(normalize_unit(u) != "px" for u in units)
 
 
 def check_spatial(card: dict[str, Any], spatial_dims: int, spacing: Sequence[float] | None = None,

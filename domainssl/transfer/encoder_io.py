@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -68,22 +67,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-# (path, device, inode, size, mtime, ctime) -> sha256: a file is hashed once per process while it
-# stays the same file (any write or replacement changes the inode or ctime), so loading the same
-# encoder again (the probe's random-init twin, --compare) costs a stat, not a read.
-_HASHES: dict[tuple, str] = {}
-
-
-def weights_sha256(path) -> str:
-    """The sha256 of a weights file, hashed once per process for an unchanged file."""
-    path = Path(path)
-    st = os.stat(path)
-    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = _sha256(path)
-    return _HASHES[key]
-
-
 def verify_weights(card: dict[str, Any], weights_path, *, strict: bool = True, where: str = "card") -> None:
     """Check a weights file against the card's `weights.sha256` (nothing to check without one).
 
@@ -93,7 +76,7 @@ def verify_weights(card: dict[str, Any], weights_path, *, strict: bool = True, w
     expected = (card.get("weights") or {}).get("sha256")
     if not expected:
         return
-    actual = weights_sha256(weights_path)
+    actual = _sha256(Path(weights_path))
     if actual == str(expected).lower():
         return
     text = (f"{weights_path}: sha256 {actual} differs from the card's weights.sha256 {expected} ({where}); "
@@ -363,10 +346,7 @@ def _input_problem(card: dict, shape: tuple) -> str | None:
         size = ", ".join(str(s) for s in card.get("input_size") or ())
         return f"(pretrained on ({chans}, {size})) {wrong_dims}"
     if shape[1] != chans:
-        try:
-            enc_names = encoder_input_names(card)
-        except (KeyError, TypeError, ValueError):
-            enc_names = [str(c) for c in card.get("channel_names") or []]
+        enc_names = encoder_input_names(card)  # a loaded card is validated
         data_names = [str(c) for c in card.get("channel_names") or []]
         norm = card.get("normalization") or {}
         head = (f"expects {chans} channels ({', '.join(enc_names)}) on axis 1 of {axes}, found {shape[1]} in an "
@@ -377,8 +357,7 @@ def _input_problem(card: dict, shape: tuple) -> str | None:
                     f"takes each through the card's {per} CT windows (level, width) {norm.get('windows')}. "
                     "Apply the windows to the HU values first: torch.stack([domainssl.transforms.ct_windows(img, "
                     "enc.card['normalization']['windows']) for img in x]) (one (C, *S) image at a time, window "
-                    "minor), or prepare the inputs with the transfer preprocessing "
-                    "(domainssl.transfer.preprocess.make_input_spec and to_input, as `domainssl probe` does)")
+                    "minor), or prepare the inputs as `domainssl probe` does: domainssl.transfer.prepare_input(enc, image)")
         return f"{head}; select or map the channels to the card's order"
     return None
 

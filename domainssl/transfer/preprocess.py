@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .card import CardMismatchError, check_spatial, check_value_range, resolve_channels
+from .card import CardMismatchError, check_spatial, check_value_range, has_physical_scale, resolve_channels
 from .labeled import (REGION_COLUMNS, LabeledDataError, LabeledSet, _check_regions, _csv_paths,  # noqa: F401
                       _read_rows, region_problem)  # region_problem: re-exported, it lived here
 from .progress import Progress
@@ -106,8 +106,7 @@ def make_input_spec(card: dict, labeled: LabeledSet, *, channel_map=None, normal
         raise ValueError(f"normalization must be one of {NORMALIZATION_SOURCES}, got {normalization!r}")
     idx = resolve_channels(card, labeled.channel_names, channel_map)
     zoom = check_spatial(card, labeled.spatial_dims, labeled.spacing, labeled.units, spacing_tolerance)
-    physical = bool(labeled.units) and all(u not in ("px", "") for u in labeled.units) and \
-        all(u not in ("px", "") for u in card.get("units") or ["px"])
+    physical = has_physical_scale(labeled.units) and has_physical_scale(card.get("units"))
     mode = resize or ("crop" if physical else "resize")
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
