@@ -218,7 +218,7 @@ def build_pretraining(recipe: dict[str, Any], run_dir, resume: bool = False, dat
         dm.setup("fit")
 
     views_kw, view_facts = _view_facts(recipe["views"], dm)
-    patch = list(dm.patch_size) if isinstance(dm.patch_size, (list, tuple)) else [dm.patch_size]
+    patch = list(dm.patch_size)
     if view_facts["spatial_dims"] == 3 and dm.spatial_dims == 3 and len(patch) == 2:
         # two values on 3D data mean one z plane (for 2D views of slices); 3D views of it would
         # stretch a single plane through the whole volume

@@ -180,11 +180,11 @@ def _check_argument_sections(recipe: dict[str, Any], origin) -> None:
     surface as a TypeError after the scan and statistics, a bad value deep in torch.optim)."""
     name = recipe["method"]["name"]
     try:
-        section_parameters("method", recipe)
+        method_params = section_parameters("method", recipe)
     except ValueError as exc:
         raise RecipeError(f"{origin('method', 'name')}: method.name: {exc}") from None
     for section in ("data", "method", "trainer"):
-        params = section_parameters(section, recipe)
+        params = method_params if section == "method" else section_parameters(section, recipe)
         known = sorted([*params, *(["name"] if section == "method" else [])])
         takes = f"`method:` of {name}" if section == "method" else None
         for key in recipe[section]:
@@ -195,10 +195,9 @@ def _check_argument_sections(recipe: dict[str, Any], origin) -> None:
                                   f"(its folder, loggers, data and views); leave it out")
             raise unknown_key_error(section, key, known, origin(section, key), takes=takes)
     method = recipe["method"]
-    params = section_parameters("method", recipe)
     for key, value in list(method.items()):
         if key != "name":
-            method[key] = _checked_hparam(key, value, params[key], origin("method", key))
+            method[key] = _checked_hparam(key, value, method_params[key], origin("method", key))
     if "patch_size" in recipe["data"]:
         _check_patch_size(recipe["data"]["patch_size"], origin("data", "patch_size"))
 

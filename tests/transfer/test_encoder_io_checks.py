@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from domainssl.models import build_encoder
-from domainssl.transfer import encoder_io
 from domainssl.transfer.card import CardError
 from domainssl.transfer.encoder_io import export_encoder, load_encoder, make_card
 
