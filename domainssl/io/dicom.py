@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .dicom_geometry import regular_z_grid, series_geometry, warn_at_caller
+from .dicom_geometry import series_geometry, warn_at_caller
 from .dicom_series import NOT_AN_IMAGE, DicomHeader, SeriesInfo, index_dicom_files, index_with_errors
 from .errors import ImageReadError
 from .image import LazyImage
@@ -102,15 +102,7 @@ class DicomImage(LazyImage):
         self.headers = headers
         self.planes = geometry.planes
         self.files = [headers[p.header_index].path for p in self.planes]
-        report = geometry.meta.get("spacing_report")
-        self.z_grid = None
-        if z_grid == "regular" and report and (report["uneven"] or report["missing_slices"]):
-            grid, lower, weight = regular_z_grid(geometry.meta["z_positions"], geometry.spacing_zyx[0])
-            self.z_grid = (lower, weight)
-            geometry.meta["stored_z_positions"] = geometry.meta["z_positions"]
-            geometry.meta["z_positions"] = [round(float(g), 6) for g in grid]
-            geometry.meta["z_grid"] = {"step_mm": geometry.spacing_zyx[0], "planes": len(grid),
-                                       "stored_slices": len(self.planes), "interpolation": "linear"}
+        self.z_grid = geometry.z_grid
 
         colour = ref.samples == 3 or ref.photometric == "PALETTE COLOR"
         channel_names = _COLOUR_NAMES if colour else [ref.modality or "intensity"]

@@ -5,8 +5,8 @@ Conventions (DICOM patient coordinates, LPS, millimetres):
 - slices are ordered by `dot(normal, ImagePositionPatient)` ascending (never by file
   name or InstanceNumber), so the volume's z index runs along +normal;
 - z spacing is the median step between neighbouring slices along the normal; missing
-  slices and uneven steps are reported (meta + `DicomGeometryWarning`) and not resampled
-  here (`regular_z_grid` gives the regular grid `dicom.DicomImage` reads them onto);
+  slices and uneven steps are reported (meta + `DicomGeometryWarning`); with `regular_z` the
+  geometry also gives the regular grid (`regular_z_grid`) that `dicom.DicomImage` reads onto;
 - the affine maps a voxel index `(z, y, x, 1)` (the array order of `read()`) to LPS mm;
   its z column is the mean slice-to-slice displacement, so a gantry-tilted (sheared)
   stack keeps its shear.
@@ -64,6 +64,8 @@ class SeriesGeometry:
     spacing_zyx: tuple[float, float, float]
     units_zyx: tuple[str, str, str]
     meta: dict[str, Any]
+    # with regular_z and uneven slices: (lower stored slice, weight) per grid plane (`regular_z_grid`)
+    z_grid: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _check_consistent(headers: Sequence[DicomHeader]) -> None:
@@ -128,8 +130,9 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str, regular_z: b
     Args:
         headers: one multi-frame file, or single-frame files of one series.
         source: path named in errors and warnings.
-        regular_z: the caller resamples uneven slices onto a regular grid (only the
-            warnings' wording depends on it).
+        regular_z: uneven or missing slices go onto a regular grid at the median step:
+            `z_grid` (which stored slices each plane lies between), meta `z_positions` of the
+            grid planes, `stored_z_positions`, `z_grid` facts.
 
     Returns:
         `SeriesGeometry` with planes ordered along +normal, spacing (z, y, x) in mm
@@ -240,7 +243,15 @@ def series_geometry(headers: Sequence[DicomHeader], *, source: str, regular_z: b
         warn_at_caller(f"{source}: slice stack sheared by {meta['gantry_tilt_deg']:.2f}° (gantry "
               "tilt); the affine keeps the shear, the volume is not resampled")
     units = ("mm",) + yx_units
-    return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm), units, meta)
+    z_grid = None
+    if regular_z and report and (report["uneven"] or report["missing_slices"]):
+        grid, lower, weight = regular_z_grid(dist, z_mm)
+        z_grid = (lower, weight)
+        meta["stored_z_positions"] = meta["z_positions"]
+        meta["z_positions"] = [round(float(g), 6) for g in grid]
+        meta["z_grid"] = {"step_mm": z_mm, "planes": len(grid), "stored_slices": len(cands),
+                          "interpolation": "linear"}
+    return SeriesGeometry([c[0] for c in cands], (z_mm, row_mm, col_mm), units, meta, z_grid)
 
 
 def regular_z_grid(z_positions: Sequence[float], step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -414,8 +414,7 @@ def _from_paths(name: str, paths: list[str], labels: list[str], splits: list[str
                 f"({first.axes}); all labeled images need the same channels and spatial dims")
     if regions is not None:
         # reads clip regions silently: one outside its image would be cut and then stretched
-        _check_regions(where, regions, lines if lines is not None else [i + 2 for i in range(len(paths))],
-                       paths, lambda p, _where: opened[p])
+        _check_regions(where, regions, lines, paths, lambda p, _where: opened[p])
     orders = _channel_orders(images, where)
     _warn_mixed_spacing(images, where)
     region = [(_region(r, len(first.shape), where) if r else None) for r in (regions or [None] * len(paths))]
